@@ -1,0 +1,142 @@
+"""A pool of GSS-TSIG security contexts per upstream server, one request per context.
+
+BIND signs replies wrongly (and once crashed) when several updates are in flight on
+one context, so a context is lent to exactly one request at a time; the pool size
+bounds the concurrency towards that server. Contexts move through the states of
+:class:`ContextState`: a new one is NOT_READY until its TKEY exchange completes,
+USABLE until its lifetime (or the server's grant) runs out (EXPIRED) or the server
+stops knowing it (IN_ERROR: BADKEY/BADSIG); only USABLE contexts are lent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import dns.tsig
+
+from kerberos.tkey import NegotiatedKey
+
+log = logging.getLogger("dnsupdate_proxy.kerberos")
+
+# renegotiate this long before the server-granted expiry
+EXPIRY_MARGIN = 60.0
+
+
+class ContextState(enum.Enum):
+    """Life cycle of one security context."""
+
+    NOT_READY = "not-ready"
+    USABLE = "usable"
+    EXPIRED = "expired"
+    IN_ERROR = "in-error"
+
+
+@dataclass(slots=True, eq=False)
+class SecurityContext:
+    """One negotiated context and its state."""
+
+    negotiated: NegotiatedKey
+    usable_until: float  # time.monotonic()
+    state: ContextState = ContextState.USABLE
+    uses: int = 0
+
+    @property
+    def key(self) -> dns.tsig.Key:
+        """The TSIG key (secret = gssapi.SecurityContext) to sign with."""
+        return self.negotiated.key
+
+    def refresh_state(self, now: float) -> ContextState:
+        """Mark the context EXPIRED once its lifetime is over; return the state."""
+        if self.state is ContextState.USABLE and now >= self.usable_until:
+            self.state = ContextState.EXPIRED
+        return self.state
+
+
+@dataclass
+class PoolStats:
+    """Counters for metrics and health."""
+
+    negotiations: int = 0
+    negotiation_failures: int = 0
+    expired: int = 0
+    invalidated: int = 0
+    last_error: str | None = None
+    last_success: float | None = field(default=None)  # time.time() of last negotiation
+
+
+class ContextPool:
+    """Contexts for one upstream server; :meth:`lease` lends one exclusively."""
+
+    def __init__(
+        self,
+        server: str,
+        negotiate: Callable[[], Awaitable[NegotiatedKey]],
+        size: int,
+        lifetime: float,
+    ) -> None:
+        self.server = server
+        self.size = size
+        self.lifetime = lifetime
+        self._negotiate = negotiate
+        self._idle: list[SecurityContext] = []
+        self._slots = asyncio.Semaphore(size)
+        self._invalid_before = float("-inf")
+        self.stats = PoolStats()
+
+    @property
+    def idle_usable(self) -> int:
+        """Contexts ready to lend right now."""
+        now = time.monotonic()
+        return sum(1 for c in self._idle if c.refresh_state(now) is ContextState.USABLE)
+
+    @asynccontextmanager
+    async def lease(self) -> AsyncIterator[SecurityContext]:
+        """Borrow a usable context (negotiating one if none is idle) for one request."""
+        async with self._slots:
+            ctx = self._take_idle() or await self.fresh()
+            try:
+                yield ctx
+            finally:
+                if ctx.refresh_state(time.monotonic()) is ContextState.USABLE:
+                    self._idle.append(ctx)
+
+    async def fresh(self) -> SecurityContext:
+        """Negotiate a new context now (raises :class:`KerberosError` on failure)."""
+        try:
+            negotiated = await self._negotiate()
+        except Exception as exc:
+            self.stats.negotiation_failures += 1
+            self.stats.last_error = str(exc)
+            raise
+        self.stats.negotiations += 1
+        self.stats.last_success = time.time()
+        granted = negotiated.expiration - time.time() - EXPIRY_MARGIN
+        until = negotiated.negotiated_at + max(1.0, min(self.lifetime, granted))
+        return SecurityContext(negotiated, until)
+
+    def invalidate(self, ctx: SecurityContext, reason: str) -> None:
+        """The server no longer knows ``ctx`` (BADKEY/BADSIG, restart): drop it and
+        every context negotiated before it, which the server lost the same way."""
+        ctx.state = ContextState.IN_ERROR
+        self.stats.invalidated += 1
+        self._invalid_before = max(self._invalid_before, ctx.negotiated.negotiated_at)
+        log.warning("upstream %s: security context %s dropped (%s); renegotiating",
+                    self.server, ctx.key.name, reason)
+
+    def _take_idle(self) -> SecurityContext | None:
+        now = time.monotonic()
+        while self._idle:
+            ctx = self._idle.pop()
+            if ctx.negotiated.negotiated_at <= self._invalid_before:
+                ctx.state = ContextState.IN_ERROR
+                continue
+            if ctx.refresh_state(now) is ContextState.USABLE:
+                return ctx
+            self.stats.expired += 1
+        return None

@@ -1,0 +1,286 @@
+"""The proxy's configuration model (TOML), validated with one clear line per problem.
+
+Load with :func:`load_config`; ``dnsupdate-proxy check-config FILE`` prints the
+problems. ``docs/configuration.md`` is generated from this module
+(``python -m proxy.config_reference``), so the field docs here are the reference.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import dns.name
+import dns.tsig
+
+from proxy.schema import ConfigError, build, setting
+
+HMAC_ALGORITHMS = {
+    "hmac-md5": dns.tsig.HMAC_MD5,
+    "hmac-sha1": dns.tsig.HMAC_SHA1,
+    "hmac-sha224": dns.tsig.HMAC_SHA224,
+    "hmac-sha256": dns.tsig.HMAC_SHA256,
+    "hmac-sha384": dns.tsig.HMAC_SHA384,
+    "hmac-sha512": dns.tsig.HMAC_SHA512,
+}
+
+
+def _bad_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return True
+    return False
+
+
+def _bad_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return True
+    return False
+
+
+def _bad_name(text: str) -> bool:
+    try:
+        dns.name.from_text(text)
+    except dns.exception.DNSException:
+        return True
+    return False
+
+
+@dataclass
+class ListenConfig:
+    """Where the proxy receives UPDATEs from DHCP servers."""
+
+    addresses: list[str] = setting(
+        factory=lambda: ["127.0.0.1", "::1"],
+        doc="IPv4/IPv6 addresses to listen on (UDP and TCP).",
+    )
+    port: int = setting(53, doc="UDP and TCP port.")
+    max_in_flight: int = setting(
+        1024, doc="Requests processed at once; beyond it UDP is dropped (counted) and TCP waits."
+    )
+    tcp_max_connections: int = setting(256, doc="Open TCP connections at most.")
+    tcp_idle_timeout: float = setting(10.0, doc="Seconds before an idle TCP connection is closed.")
+    drain_timeout: float = setting(5.0, doc="Seconds SIGTERM waits for in-flight requests.")
+
+    def check(self, path: str) -> list[str]:
+        problems = [f"{path}.addresses: {a!r} is not an IP address"
+                    for a in self.addresses if _bad_address(a)]
+        if not self.addresses:
+            problems.append(f"{path}.addresses: at least one address is needed")
+        if not 0 < self.port < 65536:
+            problems.append(f"{path}.port: {self.port} is not a port number (1-65535)")
+        for key in ("max_in_flight", "tcp_max_connections"):
+            if getattr(self, key) < 1:
+                problems.append(f"{path}.{key}: must be at least 1")
+        return problems
+
+
+@dataclass
+class KerberosConfig:
+    """The one service account the proxy signs every forwarded update as."""
+
+    principal: str = setting(doc="Service principal, e.g. 'svc-dnsproxy@EXAMPLE.TEST'.")
+    keytab: str = setting(doc="Keytab file holding the service principal's keys.")
+    krb5_config: str | None = setting(
+        None, doc="krb5.conf to use (default: KRB5_CONFIG or /etc/krb5.conf)."
+    )
+    refresh_before: float = setting(
+        600.0, doc="Re-acquire the ticket this many seconds before it expires."
+    )
+
+    def check(self, path: str) -> list[str]:
+        problems = []
+        if "@" not in self.principal:
+            problems.append(f"{path}.principal: {self.principal!r} needs a realm (name@REALM)")
+        if not os.path.isfile(self.keytab):
+            problems.append(f"{path}.keytab: file {self.keytab!r} does not exist")
+        elif not os.access(self.keytab, os.R_OK):
+            problems.append(f"{path}.keytab: file {self.keytab!r} is not readable")
+        if self.krb5_config and not os.path.isfile(self.krb5_config):
+            problems.append(f"{path}.krb5_config: file {self.krb5_config!r} does not exist")
+        return problems
+
+
+@dataclass
+class UpstreamConfig:
+    """One authoritative DNS server of the AD-integrated zones, tried in list order."""
+
+    address: str = setting(doc="IP address of the DNS server.")
+    hostname: str = setting(
+        doc="Its host name; the GSS-TSIG service principal is DNS/<hostname>."
+    )
+    port: int = setting(53, doc="DNS port.")
+    kind: Literal["bind", "samba", "windows"] = setting(
+        "bind", doc="Server software, for its protocol quirks."
+    )
+    pool_size: int = setting(
+        8, doc="Security contexts kept for this server; one update in flight per context."
+    )
+
+    def check(self, path: str) -> list[str]:
+        problems = []
+        if _bad_address(self.address):
+            problems.append(f"{path}.address: {self.address!r} is not an IP address")
+        if not 0 < self.port < 65536:
+            problems.append(f"{path}.port: {self.port} is not a port number (1-65535)")
+        if self.pool_size < 1:
+            problems.append(f"{path}.pool_size: must be at least 1")
+        return problems
+
+
+@dataclass
+class ForwardConfig:
+    """Retry and failover policy towards the upstream servers (data, not code)."""
+
+    try_timeout: float = setting(
+        0.2, doc="Seconds to wait for one upstream's answer before trying the next."
+    )
+    deadline: float = setting(
+        0.4,
+        doc="Seconds after which the client gets SERVFAIL if no upstream answered "
+        "(keep it below the DHCP server's retry timer: Kea waits 0.5 s).",
+    )
+    tkey_timeout: float = setting(2.0, doc="Seconds for one TKEY negotiation (TCP).")
+    context_lifetime: float = setting(
+        3000.0, doc="Renegotiate a security context after this many seconds (BIND keeps 3600)."
+    )
+
+    def check(self, path: str) -> list[str]:
+        problems = [f"{path}.{k}: must be positive" for k in
+                    ("try_timeout", "deadline", "tkey_timeout", "context_lifetime")
+                    if getattr(self, k) <= 0]
+        return problems
+
+
+@dataclass
+class TsigKeyConfig:
+    """An HMAC-TSIG key shared with one DHCP server (inbound authentication)."""
+
+    name: str = setting(doc="Key name as the DHCP server sends it, e.g. 'dhcp1-key'.")
+    algorithm: Literal[
+        "hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"
+    ] = setting("hmac-sha256", doc="HMAC algorithm.")
+    secret: str | None = setting(None, doc="Base64 secret (or use secret_file).")
+    secret_file: str | None = setting(None, doc="File holding the base64 secret.")
+    account: str | None = setting(
+        None, doc="Directory account this key identifies, e.g. 'DHCP1$'."
+    )
+
+    def check(self, path: str) -> list[str]:
+        if _bad_name(self.name):
+            return [f"{path}.name: {self.name!r} is not a valid key name"]
+        if (self.secret is None) == (self.secret_file is None):
+            return [f"{path}: give exactly one of secret or secret_file"]
+        if self.secret_file is not None and not os.path.isfile(self.secret_file):
+            return [f"{path}.secret_file: file {self.secret_file!r} does not exist"]
+        try:
+            self.secret_bytes()
+        except (binascii.Error, ValueError):
+            return [f"{path}.secret: not valid base64"]
+        return []
+
+    def secret_bytes(self) -> bytes:
+        """The decoded secret."""
+        text = self.secret if self.secret is not None else Path(self.secret_file or "").read_text()
+        return base64.b64decode(text.strip(), validate=True)
+
+    def to_key(self) -> dns.tsig.Key:
+        """The dnspython key."""
+        return dns.tsig.Key(self.name, self.secret_bytes(), HMAC_ALGORITHMS[self.algorithm])
+
+
+@dataclass
+class SenderConfig:
+    """Source networks of a DHCP server that does not sign (weak: addresses can be forged)."""
+
+    networks: list[str] = setting(doc="Addresses or networks the server sends from.")
+    account: str | None = setting(None, doc="Directory account, e.g. 'DHCP2$'.")
+    require_tsig: bool = setting(
+        False, doc="Refuse unsigned updates from these networks (the server must use a key)."
+    )
+
+    def check(self, path: str) -> list[str]:
+        return [f"{path}.networks: {n!r} is not an IP network" for n in self.networks
+                if _bad_network(n)]
+
+
+@dataclass
+class LogConfig:
+    """Logging."""
+
+    level: Literal["debug", "info", "warning", "error"] = setting("info", doc="Log level.")
+    format: Literal["text", "json"] = setting("text", doc="Line format.")
+
+
+@dataclass
+class Config:
+    """The whole proxy configuration (one TOML file)."""
+
+    zones: list[str] = setting(doc="Zones the proxy relays updates for; others get NOTAUTH.")
+    kerberos: KerberosConfig = setting(doc="Signing identity.")
+    upstreams: list[UpstreamConfig] = setting(doc="DNS servers, in order of preference.")
+    listen: ListenConfig = setting(factory=ListenConfig, doc="Listeners.")
+    forward: ForwardConfig = setting(factory=ForwardConfig, doc="Retry/failover policy.")
+    tsig_keys: list[TsigKeyConfig] = setting(factory=list, doc="Inbound HMAC-TSIG keys.")
+    senders: list[SenderConfig] = setting(
+        factory=list, doc="Source networks allowed to send updates, with their accounts."
+    )
+    log: LogConfig = setting(factory=LogConfig, doc="Logging.")
+
+    def check(self, path: str) -> list[str]:
+        problems = [f"zones[{i}]: {z!r} is not a valid zone name"
+                    for i, z in enumerate(self.zones) if _bad_name(z)]
+        if not self.zones:
+            problems.append("zones: at least one zone is needed")
+        if not self.upstreams:
+            problems.append("upstreams: at least one upstream server is needed ([[upstreams]])")
+        names = [dns.name.from_text(k.name) for k in self.tsig_keys]
+        if len(set(names)) != len(names):
+            problems.append("tsig_keys: a key name is used twice")
+        return problems
+
+
+def parse_config(text: str, base_dir: Path | None = None) -> Config:
+    """Validate TOML ``text``; relative file paths are taken from ``base_dir``."""
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"]) from None
+    if base_dir is not None:
+        _resolve_paths(table, base_dir)
+    return build(Config, table)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the config file at ``path``."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError([f"cannot read config file {str(p)!r}: {exc.strerror}"]) from None
+    return parse_config(text, p.parent)
+
+
+_PATH_KEYS = {"keytab", "krb5_config", "secret_file"}
+
+
+def _resolve_paths(node: object, base_dir: Path) -> None:
+    """Make the file-path settings in ``node`` absolute relative to the config file."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _PATH_KEYS and isinstance(value, str) and not os.path.isabs(value):
+                node[key] = str(base_dir / value)
+            else:
+                _resolve_paths(value, base_dir)
+    elif isinstance(node, list):
+        for item in node:
+            _resolve_paths(item, base_dir)

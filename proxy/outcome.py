@@ -1,0 +1,66 @@
+"""Outcomes of a request and the exception stages raise to end one early.
+
+Every request ends in exactly one :class:`Outcome`. Its ``event`` is a stable
+identifier used in log lines, metric labels and the audit table; never rename one.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import dns.rcode
+
+
+class Outcome(enum.Enum):
+    """How a request ended: ``(event id, rcode normally sent to the client)``."""
+
+    FORWARDED_OK = ("forwarded-ok", dns.rcode.NOERROR)
+    UPSTREAM_REJECTED = ("upstream-rejected", None)  # a prerequisite or zone error, relayed
+    UPSTREAM_REFUSED = ("upstream-refused", dns.rcode.REFUSED)
+    UPSTREAM_UNREACHABLE = ("upstream-unreachable", dns.rcode.SERVFAIL)
+    UPSTREAM_BAD_REPLY = ("upstream-bad-reply", dns.rcode.SERVFAIL)
+    AUTH_FAILED = ("auth-failed", dns.rcode.NOTAUTH)
+    BAD_REQUEST = ("bad-request", dns.rcode.FORMERR)
+    NOT_IMPLEMENTED = ("not-implemented", dns.rcode.NOTIMP)
+    QUERY_REFUSED = ("query-refused", dns.rcode.REFUSED)
+    ZONE_NOT_SERVED = ("zone-not-served", dns.rcode.NOTAUTH)
+    UNKNOWN_SENDER = ("unknown-sender", dns.rcode.REFUSED)
+    DENIED_NOT_MEMBER = ("denied-not-member", dns.rcode.REFUSED)
+    DENIED_POLICY = ("denied-policy", dns.rcode.REFUSED)
+    DIRECTORY_UNAVAILABLE = ("directory-unavailable", dns.rcode.REFUSED)
+    DROPPED = ("dropped", None)  # no reply at all: unreadable header or overload
+    INTERNAL_ERROR = ("internal-error", dns.rcode.SERVFAIL)
+
+    @property
+    def event(self) -> str:
+        """Stable event id (``forwarded-ok``, ``denied-policy``, ...)."""
+        return self.value[0]
+
+    @property
+    def default_rcode(self) -> int | None:
+        """The rcode this outcome normally answers with (None: relayed or no reply)."""
+        return self.value[1]
+
+
+class Reject(Exception):
+    """Raised by a stage to end a request: the front answers with ``rcode``.
+
+    ``rcode`` None means "send no reply" (the request is dropped and counted).
+    ``tsig_error`` asks the front for an RFC 8945 TSIG error reply (BADKEY, BADSIG,
+    BADTIME) instead of a plain one. ``detail`` is one human sentence for logs and
+    the audit row.
+    """
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        detail: str,
+        *,
+        rcode: int | type[Ellipsis] | None = ...,
+        tsig_error: int = 0,
+    ) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+        self.detail = detail
+        self.rcode: int | None = outcome.default_rcode if rcode is ... else rcode  # type: ignore[assignment]
+        self.tsig_error = tsig_error
