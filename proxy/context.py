@@ -28,6 +28,9 @@ class RequestContext:
     started: float = field(default_factory=time.perf_counter)
 
     message: dns.message.Message | None = None
+    # the request without the client's TSIG RR, and where its zone section ends
+    body: bytes = b""
+    question_end: int = 12
     request_id: int | None = None
     zone: dns.name.Name | None = None
     # inbound TSIG: the key the client signed with (the reply is signed with it too)

@@ -1,0 +1,70 @@
+"""``dnsupdate-proxy``: serve, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from proxy.config import load_config
+from proxy.schema import ConfigError
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{args.config}: {problem}", file=sys.stderr)
+        return 1
+    print(f"{args.config}: OK")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from proxy.app import ProxyApp
+    from proxy.logsetup import setup_logging
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{args.config}: {problem}", file=sys.stderr)
+        return 1
+    setup_logging(config.log)
+    try:
+        asyncio.run(ProxyApp(config).run())
+    except OSError as exc:
+        print(f"dnsupdate-proxy: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="dnsupdate-proxy",
+        description="Secure dynamic update proxy: relays RFC 2136 UPDATEs from DHCP servers "
+        "to AD-integrated DNS, re-signed with GSS-TSIG.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the proxy until SIGTERM",
+                           description="Run the proxy; SIGTERM drains in-flight work, then exits.")
+    serve.add_argument("--config", "-c", required=True, help="TOML configuration file")
+    serve.set_defaults(func=_serve)
+    check = sub.add_parser("check-config", help="validate a configuration file",
+                           description="Validate FILE; print one line per problem, exit 1 "
+                           "if there is any.")
+    check.add_argument("config", metavar="FILE", help="TOML configuration file")
+    check.set_defaults(func=_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``dnsupdate-proxy`` command."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

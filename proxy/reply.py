@@ -1,0 +1,48 @@
+"""Build the client's reply from the request and the decided rcode.
+
+Contract: same ID, opcode and zone section as the request, QR set, the rcode.
+A request signed with a known inbound key gets a reply signed with that key (request
+MAC included, RFC 8945). TSIG errors follow RFC 8945 §5.3: BADKEY and BADSIG go
+back unsigned (NOTAUTH + a TSIG RR carrying the error and an empty MAC); BADTIME is
+signed and carries the proxy's time in "other data". Never sets TC.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import dns.message
+import dns.rcode
+
+from proxy import wire
+from proxy.context import RequestContext
+
+
+def build_reply(req: RequestContext, rcode: int, tsig_error: int = 0) -> bytes:
+    """The reply bytes for ``req`` (which the pipeline has finished with)."""
+    if tsig_error:
+        return _tsig_error_reply(req, tsig_error)
+    if req.message is None:
+        return wire.minimal_reply(req.wire, rcode)
+    if req.client_key is not None:
+        response = dns.message.make_response(req.message)
+        response.set_rcode(rcode)
+        return response.to_wire()
+    return wire.reply_header_and_zone(req.wire, req.question_end, rcode)
+
+
+def _tsig_error_reply(req: RequestContext, error: int) -> bytes:
+    request = dns.message.from_wire(req.wire, keyring=False)
+    now = int(time.time())
+    if error == dns.rcode.BADTIME and req.client_key is not None:
+        response = dns.message.make_response(request)
+        response.set_rcode(dns.rcode.NOTAUTH)
+        response.use_tsig(req.client_key, tsig_error=error,
+                          other_data=struct.pack("!HI", now >> 32, now & 0xFFFFFFFF))
+        response.request_mac = request.mac
+        return response.to_wire()
+    question_end = wire.layout(req.wire).question_end
+    reply = wire.reply_header_and_zone(req.wire, question_end, dns.rcode.NOTAUTH)
+    rr = wire.tsig_error_rr(request.keyname, request.keyalgorithm, request.id, error, now)
+    return wire.append_rr(reply, rr)

@@ -1,0 +1,170 @@
+"""The front: asyncio UDP and TCP listeners that feed the request handler.
+
+Contract: every received message becomes one :class:`RequestContext` handled once.
+At most ``max_in_flight`` requests are processed at a time: beyond that UDP messages
+are dropped (recorded as ``dropped``, the client retries) and TCP connections stop
+being read (backpressure). TCP uses 2-byte length framing, several messages per
+connection (answered as they complete), an idle timeout and a connection limit.
+:meth:`Server.drain` stops listening and waits for in-flight requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+
+from proxy.config import ListenConfig
+from proxy.context import RequestContext
+from proxy.handler import RequestHandler
+
+log = logging.getLogger("dnsupdate_proxy.server")
+
+
+class _UdpListener(asyncio.DatagramProtocol):
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
+        if self.server.closing:
+            return  # draining: the client will retry elsewhere
+        req = RequestContext(data, (addr[0], addr[1]), "udp")
+        if not self.server.try_admit():
+            self.server.handler.drop(req, "overload: too many requests in flight")
+            return
+        self.server.spawn(self._serve(req))
+
+    async def _serve(self, req: RequestContext) -> None:
+        try:
+            reply = await self.server.handler.handle(req)
+            if reply is not None and self.transport is not None:
+                self.transport.sendto(reply, req.client)
+        finally:
+            self.server.release()
+
+
+class Server:
+    """Listeners on the configured addresses; see the module docstring."""
+
+    def __init__(self, handler: RequestHandler, config: ListenConfig) -> None:
+        self.handler = handler
+        self.config = config
+        self._udp: list[asyncio.DatagramTransport] = []
+        self._tcp: list[asyncio.base_events.Server] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
+        self._slot_free = asyncio.Event()
+        self._connections: set[asyncio.StreamWriter] = set()
+        self.overload_drops = 0
+        self.tcp_refused = 0
+        self.closing = False
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being processed now."""
+        return self._in_flight
+
+    async def start(self) -> None:
+        """Bind every configured address, UDP and TCP (raises OSError on failure)."""
+        loop = asyncio.get_running_loop()
+        for address in self.config.addresses:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpListener(self), local_addr=(address, self.config.port)
+            )
+            self._udp.append(transport)
+            self._tcp.append(await asyncio.start_server(
+                self._tcp_connection, address, self.config.port, reuse_address=True
+            ))
+        log.info("listening on %s port %d (UDP and TCP)",
+                 ", ".join(self.config.addresses), self.config.port)
+
+    def bound_ports(self) -> list[int]:
+        """The UDP ports actually bound (useful with port 0 in tests)."""
+        return [t.get_extra_info("sockname")[1] for t in self._udp]
+
+    def try_admit(self) -> bool:
+        """Take an in-flight slot if one is free."""
+        if self._in_flight >= self.config.max_in_flight:
+            self.overload_drops += 1
+            return False
+        self._in_flight += 1
+        return True
+
+    async def admit(self) -> None:
+        """Take an in-flight slot, waiting for one (TCP backpressure)."""
+        while self._in_flight >= self.config.max_in_flight:
+            self._slot_free.clear()
+            await self._slot_free.wait()
+        self._in_flight += 1
+
+    def release(self) -> None:
+        """Give back an in-flight slot."""
+        self._in_flight -= 1
+        self._slot_free.set()
+
+    def spawn(self, coro: object) -> None:
+        """Run a request task, keeping a reference until it ends."""
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _tcp_connection(self, reader: asyncio.StreamReader,
+                              writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= self.config.tcp_max_connections:
+            self.tcp_refused += 1
+            writer.close()
+            return
+        self._connections.add(writer)
+        peer = writer.get_extra_info("peername")
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.config.tcp_idle_timeout):
+                        size = struct.unpack("!H", await reader.readexactly(2))[0]
+                        data = await reader.readexactly(size)
+                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                    return
+                await self.admit()
+                self.spawn(self._serve_tcp(RequestContext(data, (peer[0], peer[1]), "tcp"),
+                                           writer))
+        finally:
+            self._connections.discard(writer)
+            writer.close()
+
+    async def _serve_tcp(self, req: RequestContext, writer: asyncio.StreamWriter) -> None:
+        try:
+            reply = await self.handler.handle(req)
+            if reply is not None and not writer.is_closing():
+                writer.write(struct.pack("!H", len(reply)) + reply)
+        finally:
+            self.release()
+
+    async def drain(self, timeout: float) -> bool:
+        """Stop taking requests, wait up to ``timeout`` s for those in flight (their
+        replies are still sent), then close everything. True if none was abandoned."""
+        self.closing = True
+        for tcp in self._tcp:
+            tcp.close()
+        tasks = list(self._tasks)
+        done_all = True
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            if pending:
+                log.warning("%d requests still in flight after %.1f s; abandoning them",
+                            len(pending), timeout)
+                for task in pending:
+                    task.cancel()
+                done_all = False
+        for transport in self._udp:
+            transport.close()
+        for writer in list(self._connections):
+            writer.close()
+        for tcp in self._tcp:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(tcp.wait_closed(), 1.0)
+        return done_all

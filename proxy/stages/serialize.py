@@ -1,0 +1,141 @@
+"""Stage ``serialize``: one update in flight per name; retransmits answered once.
+
+Input: ``req.message`` and ``req.body``. A retransmit is the same client sending the
+same update content (ID and TSIG ignored: Kea retries with a new ID, dhcpd resends
+byte-identical packets). While the original is in flight, a retransmit waits for
+its answer; for ``window`` seconds after it completed, a retransmit gets the same
+answer again (so an applied add is not re-applied into YXDOMAIN). A later,
+different update of the same name by the same client ends that memory, so
+add → delete → add is applied three times. Updates touching the same (zone, name)
+run one after another. Output: the answer of the request it joined or of the rest of
+the pipeline. Rejects: as the joined request did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import dns.name
+
+from proxy.context import RequestContext
+from proxy.outcome import Outcome, Reject
+from proxy.pipeline import Answer, Next
+
+# outcomes worth remembering: the upstream decided; other failures may heal on retry
+_REMEMBERED = {Outcome.FORWARDED_OK, Outcome.UPSTREAM_REJECTED, Outcome.UPSTREAM_REFUSED}
+
+Key = tuple[str, bytes]
+NameKey = tuple[str, dns.name.Name]  # (client address, owner name)
+
+
+@dataclass(slots=True)
+class _Done:
+    answer: Answer
+    expires: float
+    names: tuple[NameKey, ...]
+
+
+class SerializeStage:
+    """Serializes per name and de-duplicates; see the module docstring."""
+
+    name = "serialize"
+
+    def __init__(self, window: float = 15.0, max_remembered: int = 65536) -> None:
+        self.window = window
+        self.max_remembered = max_remembered
+        self._in_flight: dict[Key, asyncio.Future[Answer]] = {}
+        self._done: dict[Key, _Done] = {}
+        self._by_name: dict[NameKey, set[Key]] = {}
+        self._locks: dict[tuple[dns.name.Name, dns.name.Name], tuple[asyncio.Lock, int]] = {}
+        self.joined = 0
+
+    async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
+        key = (req.client[0], req.body[2:])
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            self.joined += 1
+            req.notes.append("retransmit: joined the request in flight")
+            return await asyncio.shield(pending)
+        done = self._done.get(key)
+        if done is not None and done.expires > time.monotonic():
+            self.joined += 1
+            req.notes.append("retransmit: answered with the result of the original")
+            return done.answer
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        names = self._names(req)
+        try:
+            async with self._serialized(req.zone, names):
+                answer = await call_next(req)
+        except BaseException as exc:
+            if isinstance(exc, Reject):
+                future.set_exception(exc)
+            else:
+                future.set_exception(Reject(Outcome.INTERNAL_ERROR, "original request failed"))
+            future.exception()  # retrieved: nobody may be waiting
+            raise
+        else:
+            future.set_result(answer)
+            self._remember(key, req.client[0], names, answer)
+            return answer
+        finally:
+            del self._in_flight[key]
+
+    @staticmethod
+    def _names(req: RequestContext) -> tuple[dns.name.Name, ...]:
+        msg = req.message
+        assert msg is not None
+        names = {rrset.name for rrset in msg.update} or {rrset.name for rrset in msg.prerequisite}
+        return tuple(sorted(names))
+
+    def _remember(self, key: Key, client: str, names: tuple[dns.name.Name, ...],
+                  answer: Answer) -> None:
+        name_keys = tuple((client, n) for n in names)
+        # a new update of these names ends the memory of earlier ones
+        for name_key in name_keys:
+            for old in self._by_name.pop(name_key, ()):
+                self._done.pop(old, None)
+        if answer.outcome not in _REMEMBERED:
+            return
+        if len(self._done) >= self.max_remembered:
+            self._expire()
+        entry = _Done(answer, time.monotonic() + self.window, name_keys)
+        self._done[key] = entry
+        for name_key in entry.names:
+            self._by_name.setdefault(name_key, set()).add(key)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for key, entry in list(self._done.items()):
+            if entry.expires <= now or len(self._done) >= self.max_remembered:
+                del self._done[key]
+                for name_key in entry.names:
+                    keys = self._by_name.get(name_key)
+                    if keys is not None:
+                        keys.discard(key)
+                        if not keys:
+                            del self._by_name[name_key]
+
+    @contextlib.asynccontextmanager
+    async def _serialized(self, zone: dns.name.Name | None,
+                          names: tuple[dns.name.Name, ...]) -> AsyncIterator[None]:
+        assert zone is not None
+        keys = [(zone, n) for n in names]  # sorted: a fixed lock order, no deadlock
+        async with contextlib.AsyncExitStack() as stack:
+            for k in keys:
+                lock, users = self._locks.get(k) or (asyncio.Lock(), 0)
+                self._locks[k] = (lock, users + 1)
+                stack.callback(self._release, k)
+                await stack.enter_async_context(lock)
+            yield
+
+    def _release(self, k: tuple[dns.name.Name, dns.name.Name]) -> None:
+        lock, users = self._locks[k]
+        if users <= 1:
+            del self._locks[k]
+        else:
+            self._locks[k] = (lock, users - 1)

@@ -1,0 +1,123 @@
+"""Wire-level helpers for the cheap path: splice TSIG records instead of re-rendering.
+
+Rendering a DNS message costs more than signing it, so the forwarded update is the
+received wire minus the client's TSIG RR, with a new ID and a new GSS-TSIG RR
+appended (ARCOUNT adjusted). The key name is written uncompressed (Samba answers
+BADSIG to a compressed one).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import dns.exception
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.TSIG
+import dns.tsig
+
+HEADER = struct.Struct("!HHHHHH")
+_RR_FIXED = struct.Struct("!HHIH")
+QR = 0x8000
+OPCODE_MASK = 0x7800
+OPCODE_SHIFT = 11
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Offsets in a message: end of the header+zone section, start of the last RR."""
+
+    question_end: int
+    last_rr_start: int | None
+
+
+def _skip_name(wire: bytes, offset: int) -> int:
+    while True:
+        if offset >= len(wire):
+            raise dns.exception.FormError("name runs past the end of the message")
+        length = wire[offset]
+        if length == 0:
+            return offset + 1
+        if length & 0xC0 == 0xC0:
+            return offset + 2
+        if length & 0xC0:
+            raise dns.exception.FormError("bad label type")
+        offset += 1 + length
+
+
+def layout(wire: bytes) -> Layout:
+    """Walk the sections of ``wire`` (already parsed successfully by dnspython)."""
+    _, _, qd, an, ns, ar = HEADER.unpack_from(wire)
+    offset = 12
+    for _ in range(qd):
+        offset = _skip_name(wire, offset) + 4
+    question_end = offset
+    last = None
+    for _ in range(an + ns + ar):
+        last = offset
+        offset = _skip_name(wire, offset)
+        rdlen = _RR_FIXED.unpack_from(wire, offset)[3]
+        offset += _RR_FIXED.size + rdlen
+    return Layout(question_end, last)
+
+
+def strip_tsig(wire: bytes, tsig_start: int) -> bytes:
+    """``wire`` without its final (TSIG) RR, ARCOUNT decremented."""
+    arcount = struct.unpack_from("!H", wire, 10)[0]
+    return wire[:10] + struct.pack("!H", arcount - 1) + wire[12:tsig_start]
+
+
+def with_id(wire: bytes, msg_id: int) -> bytes:
+    """``wire`` with its header ID replaced."""
+    return struct.pack("!H", msg_id) + wire[2:]
+
+
+def append_tsig(
+    wire: bytes, key: dns.tsig.Key, *, fudge: int = 300, now: int
+) -> tuple[bytes, bytes]:
+    """Sign ``wire`` (a request without TSIG) with ``key``; return (signed wire, MAC)."""
+    msg_id = struct.unpack_from("!H", wire)[0]
+    rdata = dns.rdtypes.ANY.TSIG.TSIG(
+        dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, now, fudge, b"", msg_id, 0, b""
+    )
+    signed, _ = dns.tsig.sign(wire, key, rdata, now)
+    return append_rr(wire, tsig_rr(key.name, signed)), signed.mac
+
+
+def tsig_error_rr(keyname: dns.name.Name, algorithm: dns.name.Name, msg_id: int,
+                  error: int, now: int, other: bytes = b"") -> bytes:
+    """An unsigned TSIG RR carrying ``error`` (RFC 8945 BADKEY/BADSIG replies)."""
+    rdata = dns.rdtypes.ANY.TSIG.TSIG(
+        dns.rdataclass.ANY, dns.rdatatype.TSIG, algorithm, now, 300, b"", msg_id, error, other
+    )
+    return tsig_rr(keyname, rdata)
+
+
+def tsig_rr(keyname: dns.name.Name, rdata: dns.rdtypes.ANY.TSIG.TSIG) -> bytes:
+    """The wire form of a TSIG RR, key and algorithm names uncompressed."""
+    rdwire = rdata.to_wire()
+    assert rdwire is not None
+    fixed = _RR_FIXED.pack(dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rdwire))
+    return keyname.to_wire() + fixed + rdwire
+
+
+def append_rr(wire: bytes, rr: bytes) -> bytes:
+    """``wire`` with the RR bytes ``rr`` appended to the additional section."""
+    arcount = struct.unpack_from("!H", wire, 10)[0]
+    return wire[:10] + struct.pack("!H", arcount + 1) + wire[12:] + rr
+
+
+def reply_header_and_zone(request: bytes, question_end: int, rcode: int) -> bytes:
+    """An unsigned reply: the request's ID, opcode and zone section, QR set, ``rcode``."""
+    msg_id, flags = struct.unpack_from("!HH", request)
+    qdcount = struct.unpack_from("!H", request, 4)[0]
+    flags = QR | (flags & OPCODE_MASK) | (rcode & 0xF)
+    return HEADER.pack(msg_id, flags, qdcount, 0, 0, 0) + request[12:question_end]
+
+
+def minimal_reply(request: bytes, rcode: int) -> bytes:
+    """A header-only reply to a request whose body cannot be trusted."""
+    msg_id, flags = struct.unpack_from("!HH", request)
+    return HEADER.pack(msg_id, QR | (flags & OPCODE_MASK) | (rcode & 0xF), 0, 0, 0, 0)
