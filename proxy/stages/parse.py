@@ -62,10 +62,10 @@ class ParseStage:
             raise Reject(Outcome.BAD_REQUEST, "the zone section must hold exactly one SOA entry")
         req.message = msg
         req.zone = msg.zone[0].name
-        if req.zone not in self.zones:
-            raise Reject(Outcome.ZONE_NOT_SERVED, f"zone {req.zone} is not relayed by this proxy")
         layout = wire.layout(data)
         req.question_end = layout.question_end
+        if req.zone not in self.zones:
+            raise Reject(Outcome.ZONE_NOT_SERVED, f"zone {req.zone} is not relayed by this proxy")
         if msg.had_tsig:
             assert layout.last_rr_start is not None
             req.body = wire.strip_tsig(data, layout.last_rr_start)
