@@ -1,0 +1,112 @@
+"""A ready-to-use proxy configuration for a running lab (``DIR/proxy.toml``).
+
+The proxy listens on proxy.example.test (127.0.1.10) port 53 and forwards to the
+lab's BIND as ``svc-dnsproxy``. DHCP servers of the lab are known by address and by
+inbound HMAC key:
+
+- DHCP1$: from 127.0.3.1 and 127.0.0.1 (tools run inside the lab); keys dhcp1-key
+  (hmac-sha256) and lab-key.example.test (hmac-sha256, the captured fixtures' key)
+- DHCP2$: from 127.0.3.2; key dhcp2-key (hmac-sha512)
+- DHCP3$: from 127.0.3.3; key dhcp3-key (hmac-md5)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.info import LabInfo
+
+FIXTURE_KEY_SECRET = "ZGhjcC1sYWItdHNpZy1rZXktaG1hYy1zaGEyNTYhISE="
+
+
+@dataclass(frozen=True, slots=True)
+class LabKey:
+    """An inbound HMAC key of the lab."""
+
+    name: str
+    algorithm: str
+    secret: str
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabSender:
+    """A DHCP server of the lab, known by its source address."""
+
+    account: str
+    address: str
+    networks: tuple[str, ...]
+
+
+def _secret(label: str) -> str:
+    return base64.b64encode(hashlib.sha256(f"dnsupdate-lab {label}".encode()).digest()).decode()
+
+
+KEYS = (
+    LabKey("dhcp1-key", "hmac-sha256", _secret("dhcp1"), "DHCP1$"),
+    LabKey("lab-key.example.test", "hmac-sha256", FIXTURE_KEY_SECRET, "DHCP1$"),
+    LabKey("dhcp2-key", "hmac-sha512", _secret("dhcp2"), "DHCP2$"),
+    LabKey("dhcp3-key", "hmac-md5", _secret("dhcp3"), "DHCP3$"),
+)
+SENDERS = (
+    LabSender("DHCP1$", "127.0.3.1", ("127.0.3.1", "127.0.0.1")),
+    LabSender("DHCP2$", "127.0.3.2", ("127.0.3.2",)),
+    LabSender("DHCP3$", "127.0.3.3", ("127.0.3.3",)),
+)
+
+
+def key(name: str) -> LabKey:
+    """The lab key called ``name``."""
+    return next(k for k in KEYS if k.name == name)
+
+
+def render_proxy_config(
+    info: LabInfo,
+    *,
+    port: int = 53,
+    upstreams: Sequence[tuple[str, str]] | None = None,
+    extra: str = "",
+) -> str:
+    """The TOML text. ``upstreams``: (address, hostname) pairs, default the lab's BIND."""
+    ups = upstreams or [(info.dns_server_ip, info.dns_server)]
+    zones = ", ".join(f'"{z}"' for z in info.zones)
+    parts = [
+        "# dnsupdate-proxy configuration for the lab in " + str(info.dir),
+        f"zones = [{zones}]",
+        "",
+        "[listen]",
+        f'addresses = ["{info.proxy_ip}"]',
+        f"port = {port}",
+        "",
+        "[kerberos]",
+        f'principal = "{info.service_account}"',
+        f'keytab = "{info.svc.keytab}"',
+        f'krb5_config = "{info.krb5_config}"',
+        "",
+        "[forward]",
+        "try_timeout = 0.2",
+        "deadline = 0.4",
+    ]
+    for address, hostname in ups:
+        parts += ["", "[[upstreams]]", f'address = "{address}"', f'hostname = "{hostname}"',
+                  'kind = "bind"', "pool_size = 4"]
+    for k in KEYS:
+        parts += ["", "[[tsig_keys]]", f'name = "{k.name}"', f'algorithm = "{k.algorithm}"',
+                  f'secret = "{k.secret}"', f'account = "{k.account}"']
+    for s in SENDERS:
+        nets = ", ".join(f'"{n}"' for n in s.networks)
+        parts += ["", "[[senders]]", f"networks = [{nets}]", f'account = "{s.account}"']
+    if extra:
+        parts += ["", extra]
+    return "\n".join(parts) + "\n"
+
+
+def write_proxy_config(info: LabInfo, path: Path, **kwargs: object) -> Path:
+    """Write :func:`render_proxy_config` to ``path`` (mode 0600: it holds secrets)."""
+    path.write_text(render_proxy_config(info, **kwargs))  # type: ignore[arg-type]
+    path.chmod(0o600)
+    return path

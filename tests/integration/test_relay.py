@@ -1,0 +1,242 @@
+"""Issue 4 with real daemons: DHCP-style UPDATEs → proxy → BIND (GSS-TSIG) and back.
+
+Every change is verified by querying BIND directly afterwards; every refusal by
+checking that BIND's zone serial did not move.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.tsig
+import dns.update
+import pytest
+from proxy_process import ProxyProcess, free_port
+
+from lab import LabInfo, MitLab
+from lab.proxy_config import key, render_proxy_config
+
+FWD = "example.test."
+REV = "1.0.10.in-addr.arpa."
+
+
+@pytest.fixture(scope="module")
+def proxy(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
+    config = tmp_path_factory.mktemp("relay") / "proxy.toml"
+    config.write_text(render_proxy_config(lab))
+    process = ProxyProcess(config, lab.proxy_ip).start()
+    yield process
+    assert process.stop() == 0
+
+
+def lookup(lab: LabInfo, name: str, rdtype: str) -> list[str]:
+    """What BIND itself answers (no proxy involved)."""
+    q = dns.message.make_query(name, rdtype)
+    reply = dns.query.udp(q, lab.dns_server_ip, timeout=2)
+    texts = (rd.to_text() for rrset in reply.answer for rd in rrset)
+    return sorted("".join(t.split()) if rdtype == "DHCID" else t for t in texts)
+
+
+def serial(lab: LabInfo, zone: str = FWD) -> int:
+    reply = dns.query.udp(dns.message.make_query(zone, "SOA"), lab.dns_server_ip, timeout=2)
+    return reply.answer[0][0].serial
+
+
+def nsupdate(proxy: ProxyProcess, script: str, *, tsig: str | None = None,
+             source: str = "127.0.0.1") -> subprocess.CompletedProcess[str]:
+    """Real ``nsupdate`` (BIND's client) sending to the proxy."""
+    argv = ["nsupdate"]
+    if tsig:
+        argv += ["-y", tsig]
+    text = f"server {proxy.address} {proxy.port}\nlocal {source}\n{script}\nsend\n"
+    return subprocess.run(argv, input=text, capture_output=True, text=True, timeout=20)
+
+
+def tsig_arg(name: str) -> str:
+    k = key(name)
+    return f"{k.algorithm}:{k.name}:{k.secret}"
+
+
+def dhcid(name: str) -> str:
+    digest = hashlib.sha256(b"\x01\x02\x00\x00\x00\x00\x07" + dns.name.from_text(name).to_wire())
+    return base64.b64encode(b"\x00\x00\x01" + digest.digest()).decode()
+
+
+@pytest.mark.parametrize("tsig", [None, "dhcp1-key"])
+def test_add_replace_delete_every_record_type(lab: LabInfo, proxy: ProxyProcess,
+                                              tsig: str | None) -> None:
+    host = f"rel-{tsig or 'plain'}.{FWD}"
+    ptr = f"77.{REV}" if tsig else f"78.{REV}"
+    arg = tsig_arg(tsig) if tsig else None
+    add = nsupdate(proxy, f"zone {FWD}\nupdate add {host} 300 A 10.0.1.77\n"
+                          f"update add {host} 300 AAAA fd00::77\n"
+                          f"update add {host} 300 TXT \"owner=test\"\n"
+                          f"update add {host} 300 DHCID {dhcid(host)}\n", tsig=arg)
+    assert add.returncode == 0, add.stderr
+    assert lookup(lab, host, "A") == ["10.0.1.77"]
+    assert lookup(lab, host, "AAAA") == ["fd00::77"]
+    assert lookup(lab, host, "TXT") == ['"owner=test"']
+    assert lookup(lab, host, "DHCID") == [dhcid(host)]
+    rev = nsupdate(proxy, f"zone {REV}\nupdate add {ptr} 300 PTR {host}\n", tsig=arg)
+    assert rev.returncode == 0, rev.stderr
+    assert lookup(lab, ptr, "PTR") == [host]
+    # replace: delete the RRset, add the new value, in one update
+    rep = nsupdate(proxy, f"zone {FWD}\nupdate delete {host} A\n"
+                          f"update add {host} 300 A 10.0.1.78\n", tsig=arg)
+    assert rep.returncode == 0, rep.stderr
+    assert lookup(lab, host, "A") == ["10.0.1.78"]
+    # delete everything again
+    dele = nsupdate(proxy, f"zone {FWD}\nupdate delete {host}\n", tsig=arg)
+    assert dele.returncode == 0, dele.stderr
+    assert lookup(lab, host, "A") == [] and lookup(lab, host, "DHCID") == []
+    assert nsupdate(proxy, f"zone {REV}\nupdate delete {ptr} PTR\n", tsig=arg).returncode == 0
+    assert lookup(lab, ptr, "PTR") == []
+
+
+@pytest.mark.parametrize("tsig", [None, "dhcp1-key"])
+def test_prerequisite_failures_reach_the_client(lab: LabInfo, proxy: ProxyProcess,
+                                                tsig: str | None) -> None:
+    host = f"pre-{tsig or 'plain'}.{FWD}"
+    arg = tsig_arg(tsig) if tsig else None
+    assert nsupdate(proxy, f"zone {FWD}\nprereq nxdomain {host}\n"
+                           f"update add {host} 300 A 10.0.1.80\n", tsig=arg).returncode == 0
+    before = serial(lab)
+    taken = nsupdate(proxy, f"zone {FWD}\nprereq nxdomain {host}\n"
+                            f"update add {host} 300 A 10.0.1.81\n", tsig=arg)
+    assert taken.returncode != 0 and "YXDOMAIN" in taken.stderr
+    missing = nsupdate(proxy, f"zone {FWD}\nprereq yxrrset {host} AAAA\n"
+                              f"update add {host} 300 A 10.0.1.82\n", tsig=arg)
+    assert missing.returncode != 0 and "NXRRSET" in missing.stderr
+    assert lookup(lab, host, "A") == ["10.0.1.80"] and serial(lab) == before
+
+
+def send_raw(proxy: ProxyProcess, data: bytes, source: str = "127.0.0.1") -> bytes | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((source, 0))
+        s.settimeout(1.0)
+        s.sendto(data, (proxy.address, proxy.port))
+        try:
+            return s.recv(65535)
+        except TimeoutError:
+            return None
+
+
+def plain_update(name: str) -> dns.update.UpdateMessage:
+    u = dns.update.UpdateMessage(FWD)
+    u.add(dns.name.from_text(name), 300, "A", "10.0.1.90")
+    return u
+
+
+def _bad_inputs() -> list[tuple[str, object, int | None]]:
+    stranger = dns.tsig.Key("stranger-key.", b"s" * 32, "hmac-sha256")
+    wrong = dns.tsig.Key("dhcp1-key.", b"w" * 32, "hmac-sha256")
+    query = dns.message.make_query(FWD, "SOA")
+    notify = dns.message.make_query(FWD, "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    other_zone = dns.update.UpdateMessage("elsewhere.test.")
+    other_zone.add(dns.name.from_text("bad-zone.elsewhere.test."), 300, "A", "10.0.1.91")
+    unknown_key = plain_update("bad-key." + FWD)
+    unknown_key.use_tsig(stranger)
+    bad_mac = plain_update("bad-mac." + FWD)
+    bad_mac.use_tsig(wrong)
+    garbage = plain_update("bad-form." + FWD).to_wire()[:30]
+    return [
+        ("query", query.to_wire(), dns.rcode.REFUSED),
+        ("notify", notify.to_wire(), dns.rcode.NOTIMP),
+        ("garbage", garbage, dns.rcode.FORMERR),
+        ("short", b"\x12\x34\x28", None),
+        ("zone", other_zone.to_wire(), dns.rcode.NOTAUTH),
+        ("unknown-key", unknown_key.to_wire(), dns.rcode.NOTAUTH),
+        ("bad-mac", bad_mac.to_wire(), dns.rcode.NOTAUTH),
+        ("unknown-sender", plain_update("bad-sender." + FWD).to_wire(), dns.rcode.REFUSED),
+    ]
+
+
+@pytest.mark.parametrize(("case", "data", "rcode"), _bad_inputs(), ids=lambda v: v
+                         if isinstance(v, str) else "")
+def test_bad_input_gets_exact_rcode_and_bind_is_unchanged(
+        lab: LabInfo, proxy: ProxyProcess, case: str, data: bytes, rcode: int | None) -> None:
+    before = serial(lab)
+    source = "127.0.9.9" if case == "unknown-sender" else "127.0.0.1"
+    reply = send_raw(proxy, data, source)
+    if rcode is None:
+        assert reply is None
+    else:
+        assert reply is not None
+        msg = dns.message.from_wire(reply, keyring=False)
+        assert msg.rcode() == rcode
+        assert msg.id == struct.unpack_from("!H", data)[0]
+        if case == "unknown-key":
+            assert msg.tsig[0].error == dns.rcode.BADKEY
+        if case == "bad-mac":
+            assert msg.tsig[0].error == dns.rcode.BADSIG
+    assert serial(lab) == before
+    assert lookup(lab, f"bad-{case}.{FWD}", "A") == []
+
+
+def test_tcp_carries_several_updates_on_one_connection(lab: LabInfo, proxy: ProxyProcess) -> None:
+    with socket.create_connection((proxy.address, proxy.port), timeout=2,
+                                  source_address=("127.0.0.1", 0)) as s:
+        for i in range(3):
+            data = plain_update(f"tcp{i}.{FWD}").to_wire()
+            s.sendall(struct.pack("!H", len(data)) + data)
+            size = struct.unpack("!H", s.recv(2))[0]
+            reply = dns.message.from_wire(s.recv(size))
+            assert reply.rcode() == dns.rcode.NOERROR
+    assert lookup(lab, f"tcp2.{FWD}", "A") == ["10.0.1.90"]
+
+
+def test_bind_crash_between_updates_is_invisible_to_the_client(
+        lab: LabInfo, mit_lab: MitLab, proxy: ProxyProcess) -> None:
+    first = nsupdate(proxy, f"zone {FWD}\nupdate add crash1.{FWD} 300 A 10.0.1.92\n")
+    assert first.returncode == 0, first.stderr
+    mit_lab.restart_named(hard=True)  # SIGKILL: BIND forgets every GSS-TSIG context
+    second = nsupdate(proxy, f"zone {FWD}\nupdate add crash2.{FWD} 300 A 10.0.1.93\n")
+    assert second.returncode == 0, second.stderr
+    assert lookup(lab, f"crash2.{FWD}", "A") == ["10.0.1.93"]
+    assert "renegotiated" in proxy.log_text()
+
+
+def start_variant(lab: LabInfo, tmp: Path, upstreams: list[tuple[str, str]]) -> ProxyProcess:
+    port = free_port(lab.proxy_ip)
+    config = tmp / f"proxy-{port}.toml"
+    config.write_text(render_proxy_config(lab, port=port, upstreams=upstreams))
+    return ProxyProcess(config, lab.proxy_ip, port).start()
+
+
+def test_failover_to_second_upstream(lab: LabInfo, tmp_path: Path) -> None:
+    dead = ("127.0.1.99", lab.dns_server)  # nothing listens there
+    proxy = start_variant(lab, tmp_path, [dead, (lab.dns_server_ip, lab.dns_server)])
+    try:
+        result = nsupdate(proxy, f"zone {FWD}\nupdate add failover.{FWD} 300 A 10.0.1.94\n")
+        assert result.returncode == 0, result.stderr
+        assert lookup(lab, f"failover.{FWD}", "A") == ["10.0.1.94"]
+    finally:
+        proxy.stop()
+
+
+def test_all_upstreams_down_is_servfail_within_client_timeout(lab: LabInfo, tmp_path: Path) -> None:
+    proxy = start_variant(lab, tmp_path, [("127.0.1.98", lab.dns_server),
+                                          ("127.0.1.99", lab.dns_server)])
+    try:
+        t0 = time.monotonic()
+        reply = send_raw(proxy, plain_update(f"alldown.{FWD}").to_wire())
+        elapsed = time.monotonic() - t0
+        assert reply is not None
+        assert dns.message.from_wire(reply).rcode() == dns.rcode.SERVFAIL
+        assert elapsed < 0.5, f"answered after {elapsed:.3f} s: Kea would have retried"
+    finally:
+        proxy.stop()
+    assert "upstream-unreachable" in proxy.log_text()
