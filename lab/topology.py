@@ -1,0 +1,63 @@
+"""Fixed names and addresses of the MIT lab (Active Directory stand-in).
+
+Every lab uses the same addresses: each one runs in its own network namespace,
+so several labs can exist side by side without conflicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REALM = "EXAMPLE.TEST"
+DOMAIN = "example.test"
+BASE_DN = "dc=example,dc=test"
+REVERSE_ZONE = "1.0.10.in-addr.arpa"
+ZONES = (DOMAIN, REVERSE_ZONE)
+
+NS_IP = "127.0.1.53"  # ns.example.test    named
+KDC_IP = "127.0.1.88"  # kdc.example.test   krb5kdc
+LDAP_IP = "127.0.1.89"  # ldap.example.test  slapd
+PROXY_IP = "127.0.1.10"  # proxy.example.test where the proxy listens
+
+ADDRESSES = {"ns": NS_IP, "kdc": KDC_IP, "ldap": LDAP_IP, "proxy": PROXY_IP}
+HOSTNAMES = {role: f"{role}.{DOMAIN}" for role in ADDRESSES}
+NS_HOST = HOSTNAMES["ns"]
+LDAP_HOST = HOSTNAMES["ldap"]
+PROXY_HOST = HOSTNAMES["proxy"]
+
+LDAP_URL = f"ldap://{LDAP_IP}/"
+ROOT_DN = f"cn=admin,{BASE_DN}"
+ROOT_PW = "labadmin"
+USERS_DN = f"cn=Users,{BASE_DN}"
+COMPUTERS_DN = f"cn=Computers,{BASE_DN}"
+GROUP_DN = f"cn=DnsUpdateProxy,{USERS_DN}"
+SERVICE_ACCOUNT = "svc-dnsproxy"
+
+#: memberOf flavours: 'overlay' = slapo-memberof (stored, direct groups only, like AD);
+#: 'dynlist' = slapo-dynlist (computed, transitive, NOT like AD).
+MEMBEROF_FLAVOURS = ("overlay", "dynlist")
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalSpec:
+    """One keytab of the lab and the principals (without realm) it holds."""
+
+    key: str  # short name used in lab.json / LabInfo.principals
+    names: tuple[str, ...]  # first one is the principal the keytab is "for"
+    keytab: str  # file name below DIR/keytabs
+
+    @property
+    def principal(self) -> str:
+        """The main principal with its realm."""
+        return f"{self.names[0]}@{REALM}"
+
+
+PRINCIPALS: tuple[PrincipalSpec, ...] = (
+    PrincipalSpec("dns", (f"DNS/{NS_HOST}",), "dns.keytab"),
+    PrincipalSpec("ldap", (f"ldap/{LDAP_HOST}",), "ldap.keytab"),
+    PrincipalSpec("svc", (SERVICE_ACCOUNT,), "svc-dnsproxy.keytab"),
+    PrincipalSpec("dhcp1", ("DHCP1$", f"host/dhcp1.{DOMAIN}"), "dhcp1.keytab"),
+    PrincipalSpec("dhcp2", ("DHCP2$",), "dhcp2.keytab"),
+    PrincipalSpec("dhcp3", ("DHCP3$",), "dhcp3.keytab"),
+    PrincipalSpec("http", (f"HTTP/{PROXY_HOST}",), "http.keytab"),
+)

@@ -1,0 +1,21 @@
+"""Integration tests: every test below this directory is marked ``integration``.
+
+They use the session lab of tests/conftest.py (fixtures ``lab`` and ``mit_lab``).
+This directory is on ``sys.path`` (pytest's rootdir-relative conftest import), so tests
+can ``from gss_client import GssTsigSession, keytab_credentials``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Add the ``integration`` marker to the tests collected from this directory."""
+    for item in items:
+        if _HERE in Path(item.path).parents:
+            item.add_marker(pytest.mark.integration)

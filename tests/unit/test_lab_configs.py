@@ -1,0 +1,159 @@
+"""Rendering of the lab's configuration files (no daemons needed)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lab import configs, topology
+
+LAB = Path("/srv/lab")
+
+
+def test_named_conf_grants_only_the_service_account() -> None:
+    text = configs.named_conf(LAB)
+    assert "grant svc-dnsproxy@EXAMPLE.TEST zonesub A AAAA DHCID TXT;" in text
+    assert "grant svc-dnsproxy@EXAMPLE.TEST zonesub PTR DHCID TXT;" in text
+    assert len(re.findall(r"\bgrant\b", text)) == 2
+    assert f'tkey-gssapi-keytab "{LAB}/keytabs/dns.keytab";' in text
+    assert "listen-on port 53 { 127.0.1.53; };" in text
+    assert "controls { };" in text
+    assert 'zone "example.test"' in text and 'zone "1.0.10.in-addr.arpa"' in text
+
+
+def test_named_keeps_all_state_in_the_lab_dir() -> None:
+    text = configs.named_conf(LAB)
+    for option in (
+        "directory",
+        "pid-file",
+        "lock-file",
+        "session-keyfile",
+        "managed-keys-directory",
+    ):
+        assert re.search(rf'{option} "{LAB}/', text), option
+
+
+def test_krb5_conf_avoids_dns() -> None:
+    text = configs.krb5_conf(LAB)
+    for line in (
+        "rdns = false",
+        "dns_canonicalize_hostname = false",
+        "dns_lookup_kdc = false",
+        "dns_lookup_realm = false",
+        "default_realm = EXAMPLE.TEST",
+        "kdc = 127.0.1.88",
+        ".example.test = EXAMPLE.TEST",
+    ):
+        assert line in text, line
+    assert f"default_ccache_name = FILE:{LAB}/ccache/krb5cc_%{{uid}}" in text
+
+
+def test_kdc_conf_listens_on_the_kdc_address() -> None:
+    text = configs.kdc_conf(LAB)
+    assert "kdc_listen = 127.0.1.88:88" in text
+    assert f"database_name = {LAB}/kdc/principal" in text
+
+
+def test_kadmin_script_creates_every_principal_and_keytab() -> None:
+    script = configs.kadmin_script(LAB).splitlines()
+    for name in (
+        "DNS/ns.example.test",
+        "ldap/ldap.example.test",
+        "svc-dnsproxy",
+        "DHCP1$",
+        "host/dhcp1.example.test",
+        "DHCP2$",
+        "DHCP3$",
+        "HTTP/proxy.example.test",
+    ):
+        assert f"addprinc -randkey {name}" in script
+    assert f"ktadd -norandkey -k {LAB}/keytabs/http.keytab HTTP/proxy.example.test" in script
+    assert (
+        f"ktadd -norandkey -k {LAB}/keytabs/dhcp1.keytab DHCP1$ host/dhcp1.example.test" in script
+    )
+    # principals first, keytabs after
+    assert max(i for i, s in enumerate(script) if s.startswith("addprinc")) < min(
+        i for i, s in enumerate(script) if s.startswith("ktadd")
+    )
+
+
+def test_slapd_conf_default_is_memberof_overlay() -> None:
+    text = configs.slapd_conf(LAB)
+    assert "overlay memberof" in text and "dynlist" not in text
+    assert "by anonymous auth" in text
+    assert '"^uid=([^,]+)(,cn=example.test)?,cn=gssapi,cn=auth$"' in text
+    assert '"ldap:///dc=example,dc=test??sub?(sAMAccountName=$1)"' in text
+    assert f"include {LAB}/slapd/ad-lite.schema" in text
+
+
+def test_slapd_conf_dynlist_flavour() -> None:
+    text = configs.slapd_conf(LAB, "dynlist")
+    assert "moduleload dynlist" in text and "overlay memberof" not in text
+    assert "dynlist-attrset groupOfURLs memberURL member+memberOf@group*" in text
+    with pytest.raises(ValueError):
+        configs.slapd_conf(LAB, "both")
+
+
+def test_schema_does_not_define_memberof() -> None:
+    assert "NAME 'memberOf'" not in configs.AD_LITE_SCHEMA
+    assert "NAME 'sAMAccountName'" in configs.AD_LITE_SCHEMA
+
+
+def _entries(ldif: str) -> dict[str, list[str]]:
+    entries = {}
+    for block in ldif.strip().split("\n\n"):
+        lines = block.splitlines()
+        entries[lines[0].removeprefix("dn: ")] = lines[1:]
+    return entries
+
+
+def test_seed_tree_and_nested_membership() -> None:
+    entries = _entries(configs.seed_ldif())
+    base = topology.BASE_DN
+    group = entries[topology.GROUP_DN]
+    assert f"member: cn=DHCP1,cn=Computers,{base}" in group
+    assert f"member: cn=DHCP-Site2,cn=Users,{base}" in group
+    assert not any("DHCP3" in line for line in group)
+    assert entries[f"cn=DHCP-Site2,cn=Users,{base}"][-1] == f"member: cn=DHCP2,cn=Computers,{base}"
+    assert "sAMAccountName: svc-dnsproxy" in entries[f"cn=svc-dnsproxy,cn=Users,{base}"]
+    # members are created before the groups that list them
+    order = list(entries)
+    assert (
+        order.index(f"cn=DHCP2,cn=Computers,{base}")
+        < order.index(f"cn=DHCP-Site2,cn=Users,{base}")
+        < order.index(topology.GROUP_DN)
+    )
+
+
+def test_hosts_and_resolv_conf() -> None:
+    hosts = configs.hosts()
+    for role, ip in topology.ADDRESSES.items():
+        assert f"{ip} {role}.example.test {role}" in hosts
+    assert configs.resolv_conf().startswith("nameserver 127.0.1.53\n")
+
+
+def test_env_vars() -> None:
+    env = configs.env_vars(LAB)
+    assert env["KRB5_CONFIG"] == f"{LAB}/etc/krb5.conf"
+    assert env["KRB5_KDC_PROFILE"] == f"{LAB}/etc/kdc.conf"
+    assert env["KRB5RCACHETYPE"] == "none"
+    assert env["LDAPSASL_NOCANON"] == "on"
+    assert env["LDAPCONF"] == env["LDAPRC"] == "/dev/null"
+    assert "export KRB5_CONFIG=/srv/lab/etc/krb5.conf" in configs.env_sh(LAB)
+
+
+def test_write_creates_layout(tmp_path: Path) -> None:
+    configs.write(tmp_path)
+    for sub in configs.SUBDIRS:
+        assert (tmp_path / sub).is_dir()
+    for rel in configs.render(tmp_path):
+        assert (tmp_path / rel).is_file()
+    assert "zonesub" in (tmp_path / "named/named.conf").read_text()
+
+
+@pytest.mark.parametrize("bad", ["/tmp/with space", '/tmp/q"uote', "/tmp/new\nline", "/tmp/$x"])
+def test_unsafe_lab_dirs_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError):
+        configs.check_lab_dir(Path(bad))
