@@ -98,8 +98,13 @@ def _build(cls: type[T], table: dict[str, Any], path: str, problems: list[str]) 
             kwargs[name] = None
     obj = cls(**kwargs)
     check = getattr(obj, "check", None)
-    if check is not None and len(problems) == before:
-        problems.extend(check(path))
+    if check is not None:
+        try:
+            problems.extend(check(path))
+        except (TypeError, AttributeError, ValueError):
+            # values already reported as wrong made the semantic check impossible
+            if len(problems) == before:
+                raise
     return obj
 
 

@@ -1,0 +1,114 @@
+"""Config validation: one clear line per problem, naming the key; the reference is current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proxy import config_reference
+from proxy.cli import main
+from proxy.config import load_config, parse_config
+from proxy.schema import ConfigError
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def minimal(keytab: Path, extra: str = "", upstreams: str | None = None) -> str:
+    ups = upstreams if upstreams is not None else (
+        '[[upstreams]]\naddress = "127.0.1.53"\nhostname = "ns.example.test"\n')
+    head = (f'zones = ["example.test"]\n'
+            f'kerberos = {{principal = "svc@EXAMPLE.TEST", keytab = "{keytab}"}}\n')
+    if ups.startswith("upstreams ="):  # a root key: before any [table]
+        return f"{head}{ups}\n{extra}\n"
+    return f"{head}{extra}\n{ups}"
+
+
+@pytest.fixture
+def keytab(tmp_path: Path) -> Path:
+    path = tmp_path / "svc.keytab"
+    path.write_bytes(b"\x05\x02")
+    return path
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        parse_config(text)
+    return err.value.problems
+
+
+def test_minimal_config_is_valid_with_defaults(keytab: Path) -> None:
+    cfg = parse_config(minimal(keytab))
+    assert cfg.listen.port == 53 and cfg.upstreams[0].kind == "bind"
+    assert cfg.forward.deadline < 0.5  # below Kea's retry timer
+
+
+@pytest.mark.parametrize(("text_of", "expected"), [
+    (lambda k: minimal(k.parent / "missing.keytab"), "kerberos.keytab: file"),
+    (lambda k: minimal(k, "colour = 'blue'"), "colour: unknown key"),
+    (lambda k: minimal(k, "[listen]\naddresses = ['300.1.2.3']"),
+     "listen.addresses: '300.1.2.3' is not an IP address"),
+    (lambda k: minimal(k, upstreams="upstreams = []\n"),
+     "upstreams: at least one upstream server is needed"),
+    (lambda k: minimal(k, upstreams='[[upstreams]]\naddress = "ns1"\nhostname = "ns1"\n'),
+     "upstreams[0].address: 'ns1' is not an IP address"),
+    (lambda k: minimal(k, "[listen]\nport = 'fifty-three'"), "listen.port: must be a integer"),
+    (lambda k: minimal(k, upstreams='[[upstreams]]\nhostname = "x"\n'),
+     "upstreams[0].address: required key is missing"),
+    (lambda k: minimal(k, "[[tsig_keys]]\nname = 'k'\nsecret = '!!'"),
+     "tsig_keys[0].secret: not valid base64"),
+    (lambda k: minimal(k, "[[senders]]\nnetworks = ['10.0.0.0/33']"),
+     "senders[0].networks: '10.0.0.0/33' is not an IP network"),
+    (lambda k: "zones = [", "not valid TOML"),
+])
+def test_each_problem_is_one_line_naming_the_key(keytab: Path, text_of, expected: str) -> None:
+    found = problems_of(text_of(keytab))
+    assert any(expected in p for p in found), found
+    assert all("\n" not in p for p in found)
+
+
+def test_check_config_command(keytab: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(minimal(keytab))
+    assert main(["check-config", str(good)]) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(minimal(tmp_path / "nope.keytab", "bogus = 1", upstreams="upstreams = []\n"))
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    known = ", ".join(sorted(_root_keys()))
+    assert err == [
+        f"{bad}: bogus: unknown key (known keys here: {known})",
+        f"{bad}: kerberos.keytab: file '{tmp_path / 'nope.keytab'}' does not exist",
+        f"{bad}: upstreams: at least one upstream server is needed ([[upstreams]])",
+    ]
+    assert main(["check-config", str(tmp_path / "absent.toml")]) == 1
+
+
+def _root_keys() -> list[str]:
+    import dataclasses
+
+    from proxy.config import Config
+    return [f.name for f in dataclasses.fields(Config)]
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "svc.keytab").write_bytes(b"\x05\x02")
+    path = tmp_path / "proxy.toml"
+    path.write_text(minimal(Path("svc.keytab")))
+    assert load_config(path).kerberos.keytab == str(tmp_path / "svc.keytab")
+
+
+def test_example_config_is_valid(tmp_path: Path) -> None:
+    text = (DOCS / "example-config.toml").read_text()
+    for name in ("svc-dnsproxy.keytab", "dhcp1-key.secret"):
+        (tmp_path / name).write_text("c2VjcmV0LXNlY3JldA==\n")
+        text = text.replace(f"/etc/dnsupdate-proxy/{name}", str(tmp_path / name))
+    cfg = parse_config(text)
+    assert [u.hostname for u in cfg.upstreams] == ["dc1.corp.example.com", "dc2.corp.example.com"]
+
+
+def test_configuration_reference_is_current() -> None:
+    committed = (DOCS / "configuration.md").read_text()
+    assert committed == config_reference.render(), (
+        "docs/configuration.md is stale: run `python -m proxy.config_reference > "
+        "docs/configuration.md`")
