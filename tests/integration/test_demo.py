@@ -1,0 +1,19 @@
+"""The README's demo command works and shows what it claims (run with --once)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_registers_clients_through_the_proxy(lab_support: None, tmp_path: Path) -> None:
+    demo_dir = tmp_path / "demo"
+    result = subprocess.run([sys.executable, "-m", "lab.demo", str(demo_dir), "--once"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("registered") == 3
+    assert "demo-client3.example.test.       A 10.0.1.103" in out
+    assert out.count("event=forwarded-ok") == 6
+    assert "lab torn down" in out
