@@ -15,7 +15,7 @@ demo: setup
 	$(PY) -m lab.demo $(LAB_DIR)
 
 bench: setup
-	$(PY) -m proxy.bench
+	$(PY) -m lab.bench $(BENCH_ARGS)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -69,6 +69,7 @@ def render_proxy_config(
     *,
     port: int = 53,
     upstreams: Sequence[tuple[str, str]] | None = None,
+    pool_size: int = 4,
     extra: str = "",
 ) -> str:
     """The TOML text. ``upstreams``: (address, hostname) pairs, default the lab's BIND."""
@@ -93,7 +94,7 @@ def render_proxy_config(
     ]
     for address, hostname in ups:
         parts += ["", "[[upstreams]]", f'address = "{address}"', f'hostname = "{hostname}"',
-                  'kind = "bind"', "pool_size = 4"]
+                  'kind = "bind"', f"pool_size = {pool_size}"]
     for k in KEYS:
         parts += ["", "[[tsig_keys]]", f'name = "{k.name}"', f'algorithm = "{k.algorithm}"',
                   f'secret = "{k.secret}"', f'account = "{k.account}"']

@@ -1,0 +1,314 @@
+"""``make bench``: what the proxy costs, measured against signing directly, in one run.
+
+Starts a lab, then at each concurrency C runs the same load twice for the same time:
+
+* **direct** — C workers, each with its own GSS-TSIG context, sign updates themselves
+  and send them straight to BIND (reply TSIG verified);
+* **proxy** — C workers send the same updates unsigned to ``dnsupdate-proxy serve``
+  (a separate process, default config, pool size = C), which signs and forwards.
+
+Every update replaces the A and DHCID RRsets of one of 500 names. Reported per run:
+updates/s, latency p50/p95/p99, errors, and for the proxy its CPU µs per update and
+RSS at start and end. ``--json`` prints the same as JSON. ``--soak N`` sends N updates
+through the proxy and reports memory growth. Numbers are only comparable within one
+run on one machine: the load generator, BIND and the proxy share its cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import struct
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import dns.message
+import dns.rcode
+import dns.update
+
+from kerberos.credentials import KeytabCredentials
+from kerberos.tkey import NegotiatedKey, negotiate
+from lab.info import LabInfo
+from lab.mit import MitLab
+from lab.namespace import leave_netns, nsenter_self
+from lab.proxy_config import SENDERS, render_proxy_config
+from proxy import wire
+from proxy.upstream_reply import check_reply
+
+NAMES = 500
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def update_bodies(zone: str) -> list[bytes]:
+    """Unsigned UPDATE wires: replace A and DHCID of bench-N (N < 500)."""
+    bodies = []
+    for n in range(NAMES):
+        u = dns.update.UpdateMessage(zone + ".")
+        name = f"bench-{n}"
+        u.replace(name, 300, "A", f"10.0.{n // 250}.{n % 250 + 1}")
+        u.replace(name, 300, "DHCID", "AAIBY2/AuCccgoJbsaxcQc9TUApJmP5vr4KTSvKxvHh9nT0=")
+        bodies.append(u.to_wire())
+    return bodies
+
+
+class _Exchange(asyncio.DatagramProtocol):
+    """One outstanding request per worker socket."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.waiter: asyncio.Future[bytes] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(data)
+
+    async def ask(self, data: bytes, timeout: float = 2.0) -> bytes:
+        self.waiter = asyncio.get_running_loop().create_future()
+        assert self.transport is not None
+        self.transport.sendto(data)
+        return await asyncio.wait_for(self.waiter, timeout)
+
+
+async def _socket(remote: tuple[str, int], local: str | None = None) -> _Exchange:
+    loop = asyncio.get_running_loop()
+    _, proto = await loop.create_datagram_endpoint(
+        _Exchange, remote_addr=remote, local_addr=(local, 0) if local else None)
+    return proto
+
+
+@dataclass
+class RunResult:
+    """One measured run."""
+
+    mode: str
+    concurrency: int
+    updates: int
+    errors: int
+    seconds: float
+    ups: float = 0.0
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    p99_ms: float = 0.0
+    proxy_cpu_us_per_update: float | None = None
+    proxy_rss_kb_start: int | None = None
+    proxy_rss_kb_end: int | None = None
+    latencies: list[float] = field(default_factory=list, repr=False)
+
+    def finish(self) -> RunResult:
+        self.ups = self.updates / self.seconds
+        if self.latencies:
+            q = statistics.quantiles(self.latencies, n=100, method="inclusive")
+            self.p50_ms, self.p95_ms, self.p99_ms = q[49], q[94], q[98]
+        return self
+
+
+Send = Callable[[int, int], Awaitable[bool]]
+
+
+async def drive(mode: str, concurrency: int, send: Send, *, seconds: float | None = None,
+                count: int | None = None) -> RunResult:
+    """Run ``concurrency`` workers calling ``send(worker, i)`` for a time or a count."""
+    result = RunResult(mode, concurrency, 0, 0, 0.0)
+    counter = iter(range(count if count is not None else sys.maxsize))
+    t0 = time.perf_counter()
+    end = t0 + (seconds or 1e9)
+
+    async def worker(w: int) -> None:
+        for i in counter:
+            if time.perf_counter() >= end:
+                return
+            s = time.perf_counter()
+            try:
+                ok = await send(w, i)
+            except (TimeoutError, OSError, dns.exception.DNSException):
+                ok = False
+            result.latencies.append((time.perf_counter() - s) * 1000)
+            result.updates += 1
+            result.errors += not ok
+
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    result.seconds = time.perf_counter() - t0
+    return result.finish()
+
+
+async def direct_sender(info: LabInfo, bodies: list[bytes], concurrency: int) -> Send:
+    """Workers that sign themselves (one context each) and talk to BIND."""
+    creds = KeytabCredentials(info.service_account, str(info.keytab("svc"))).get()
+    keys: list[NegotiatedKey] = [await negotiate(info.dns_server_ip, info.dns_server, creds)
+                                 for _ in range(concurrency)]
+    socks = [await _socket((info.dns_server_ip, 53)) for _ in range(concurrency)]
+
+    async def send(w: int, i: int) -> bool:
+        msg_id = i & 0xFFFF
+        signed, mac = wire.append_tsig(wire.with_id(bodies[i % NAMES], msg_id), keys[w].key,
+                                       now=int(time.time()))
+        reply = check_reply(await socks[w].ask(signed), msg_id, keys[w].key, mac)
+        return reply.verified and reply.rcode == dns.rcode.NOERROR
+
+    return send
+
+
+async def proxy_sender(info: LabInfo, bodies: list[bytes], concurrency: int, port: int) -> Send:
+    """Workers that send unsigned updates to the proxy from DHCP1$'s address."""
+    socks = [await _socket((info.proxy_ip, port), SENDERS[0].address)
+             for _ in range(concurrency)]
+
+    async def send(w: int, i: int) -> bool:
+        msg_id = i & 0xFFFF
+        reply = await socks[w].ask(wire.with_id(bodies[i % NAMES], msg_id))
+        return struct.unpack_from("!HH", reply) == (msg_id, 0xA800)  # QR|UPDATE, NOERROR
+
+    return send
+
+
+class ProxyUnderTest:
+    """``dnsupdate-proxy serve`` as a subprocess of this (namespaced) process."""
+
+    def __init__(self, info: LabInfo, concurrency: int, workdir: Path) -> None:
+        self.port = 5300 + concurrency
+        config = workdir / f"bench-{concurrency}.toml"
+        config.write_text(render_proxy_config(info, port=self.port, pool_size=concurrency))
+        self.log = (workdir / f"bench-{concurrency}.log").open("ab")
+        self.config = config
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, info: LabInfo) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "proxy.cli", "serve", "--config", str(self.config),
+            stdout=self.log, stderr=self.log)
+        probe = await _socket((info.proxy_ip, self.port), SENDERS[0].address)
+        query = dns.message.make_query(info.zones[0] + ".", "SOA").to_wire()
+        for _ in range(200):
+            try:
+                await probe.ask(query, 0.1)  # answered REFUSED once it listens
+                return
+            except TimeoutError:
+                await asyncio.sleep(0.05)
+        raise RuntimeError("the proxy did not start")
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+
+    def rss_kb(self) -> int:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            await self.proc.wait()
+        self.log.close()
+
+
+async def measure(info: LabInfo, concurrency: int, seconds: float, workdir: Path,
+                  soak: int | None) -> list[RunResult]:
+    """direct then proxy at ``concurrency`` (or only the proxy soak)."""
+    bodies = update_bodies(info.zones[0])
+    results = []
+    if soak is None:
+        send = await direct_sender(info, bodies, concurrency)
+        await drive("direct", concurrency, send, count=concurrency * 20)  # warm-up
+        results.append(await drive("direct", concurrency, send, seconds=seconds))
+    proxy = ProxyUnderTest(info, concurrency, workdir)
+    await proxy.start(info)
+    try:
+        send = await proxy_sender(info, bodies, concurrency, proxy.port)
+        await drive("proxy", concurrency, send, count=max(concurrency * 20, 2000))  # warm-up
+        rss0, cpu0 = proxy.rss_kb(), proxy.cpu_seconds()
+        run = await drive("proxy", concurrency, send, seconds=None if soak else seconds,
+                          count=soak)
+        run.proxy_cpu_us_per_update = (proxy.cpu_seconds() - cpu0) / max(run.updates, 1) * 1e6
+        run.proxy_rss_kb_start, run.proxy_rss_kb_end = rss0, proxy.rss_kb()
+        results.append(run)
+    finally:
+        await proxy.stop()
+    return results
+
+
+def summary(results: Sequence[RunResult]) -> dict[str, object]:
+    """The headline figures of the first concurrency level, for ``--json``."""
+    direct = next((r for r in results if r.mode == "direct"), None)
+    proxy = next(r for r in results if r.mode == "proxy")
+    return {
+        "direct_ups": round(direct.ups, 1) if direct else None,
+        "proxy_ups": round(proxy.ups, 1),
+        "ratio": round(proxy.ups / direct.ups, 3) if direct else None,
+        "proxy_cpu_us_per_update": round(proxy.proxy_cpu_us_per_update or 0, 1),
+        "p50_ms": round(proxy.p50_ms, 3),
+        "p99_ms": round(proxy.p99_ms, 3),
+        "direct_p50_ms": round(direct.p50_ms, 3) if direct else None,
+        "direct_p99_ms": round(direct.p99_ms, 3) if direct else None,
+        "errors": sum(r.errors for r in results),
+        "rss_growth_pct": round(100 * (proxy.proxy_rss_kb_end - proxy.proxy_rss_kb_start)
+                                / proxy.proxy_rss_kb_start, 2)
+        if proxy.proxy_rss_kb_start else None,
+        "runs": [{k: v for k, v in asdict(r).items() if k != "latencies"} for r in results],
+    }
+
+
+def table(results: Sequence[RunResult]) -> str:
+    """Human-readable table."""
+    head = (f"{'mode':<7}{'C':>5}{'updates':>9}{'err':>5}{'upd/s':>9}{'p50 ms':>9}"
+            f"{'p95 ms':>9}{'p99 ms':>9}{'proxy CPU µs/upd':>18}{'proxy RSS kB':>20}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        cpu = f"{r.proxy_cpu_us_per_update:.0f}" if r.proxy_cpu_us_per_update else "-"
+        rss = (f"{r.proxy_rss_kb_start}->{r.proxy_rss_kb_end}" if r.proxy_rss_kb_start else "-")
+        lines.append(f"{r.mode:<7}{r.concurrency:>5}{r.updates:>9}{r.errors:>5}{r.ups:>9.0f}"
+                     f"{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}{cpu:>18}{rss:>20}")
+    return "\n".join(lines)
+
+
+async def _main(args: argparse.Namespace) -> list[RunResult]:
+    results: list[RunResult] = []
+    with tempfile.TemporaryDirectory(prefix="dnsupdate-bench-") as tmp:
+        lab = MitLab(Path(tmp) / "lab")
+        info = lab.up()
+        previous = nsenter_self(lab.holder_pid)
+        saved = dict(os.environ)
+        os.environ.update(info.env)
+        try:
+            for c in args.concurrency:
+                results += await measure(info, c, args.seconds, Path(tmp), args.soak)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+            leave_netns(previous)
+            lab.down()
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: ``python -m lab.bench [--concurrency 1,8] [--seconds S] [--json]``."""
+    parser = argparse.ArgumentParser(prog="dnsupdate-bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", default="8",
+                        type=lambda s: [int(x) for x in s.split(",")],
+                        help="comma-separated concurrency levels (default 8)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per run (default 10)")
+    parser.add_argument("--soak", type=int, default=None, metavar="N",
+                        help="send N updates through the proxy only; report memory growth")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    results = asyncio.run(_main(args))
+    print(json.dumps(summary(results), indent=1) if args.json else table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
