@@ -1,10 +1,14 @@
-"""Assembles the proxy from its configuration and runs it until SIGTERM/SIGINT.
+"""Assembles the proxy from its configuration, runs it, reloads it on SIGHUP.
 
 Contract: :class:`ProxyApp` owns every long-lived part (credentials, upstream
 transports and context pools, pipeline, listeners). :meth:`start` binds the
-listeners and warms one security context per upstream (failures are logged, not
-fatal: the first request retries); :meth:`stop` drains in-flight requests, then
-closes everything.
+listeners, warms one security context per upstream (failures are logged, not fatal:
+the first request retries) and tells systemd READY=1. :meth:`reload` builds a new
+pipeline from a new configuration and swaps it in: requests in flight finish on the
+old one, an invalid configuration is rejected with one log line and the running one
+stays; upstreams whose address, port, host name, kind and pool size are unchanged keep
+their security contexts. Listener settings need a restart. :meth:`stop` drains in-flight
+requests, then closes everything.
 """
 
 from __future__ import annotations
@@ -14,14 +18,17 @@ import logging
 import os
 import signal
 from collections.abc import Iterable
+from pathlib import Path
 
 from kerberos.contexts import ContextPool
 from kerberos.credentials import KeytabCredentials
 from kerberos.tkey import NegotiatedKey, negotiate
-from proxy.config import Config, UpstreamConfig
+from proxy import sdnotify
+from proxy.config import Config, KerberosConfig, UpstreamConfig, load_config
 from proxy.handler import Observer, RequestHandler
-from proxy.pipeline import build_pipeline
+from proxy.pipeline import Pipeline, build_pipeline
 from proxy.requestlog import log_request
+from proxy.schema import ConfigError
 from proxy.server import Server
 from proxy.stages.authenticate import AuthenticateStage
 from proxy.stages.forward import ForwardStage, Upstream
@@ -31,30 +38,49 @@ from proxy.upstream import UpstreamTransport
 
 log = logging.getLogger("dnsupdate_proxy.app")
 
+UpstreamKey = tuple[str, int, str, str, int]
+
 
 class ProxyApp:
     """The running proxy; see the module docstring."""
 
-    def __init__(self, config: Config, observers: Iterable[Observer] = ()) -> None:
+    def __init__(self, config: Config, observers: Iterable[Observer] = (),
+                 config_path: Path | None = None) -> None:
         self.config = config
-        if config.kerberos.krb5_config:
-            os.environ["KRB5_CONFIG"] = config.kerberos.krb5_config
-        self.credentials = KeytabCredentials(
-            config.kerberos.principal, config.kerberos.keytab, config.kerberos.refresh_before
-        )
-        self.upstreams = [self._upstream(u) for u in config.upstreams]
+        self.config_path = config_path
+        self.credentials = self._credentials(config.kerberos)
+        self._upstreams: dict[UpstreamKey, Upstream] = {}
+        self.serialize = SerializeStage()  # kept across reloads: in-flight state
+        self.pipeline = self._build(config)
+        self.handler = RequestHandler(self.pipeline, [log_request, *observers])
+        self.server = Server(self.handler, config.listen)
+        self._watchdog: asyncio.Task[None] | None = None
+
+    @property
+    def upstreams(self) -> list[Upstream]:
+        """The upstreams of the running configuration, in order of preference."""
+        return [self._upstreams[_key(u)] for u in self.config.upstreams]
+
+    @staticmethod
+    def _credentials(cfg: KerberosConfig) -> KeytabCredentials:
+        if cfg.krb5_config:
+            os.environ["KRB5_CONFIG"] = cfg.krb5_config
+        return KeytabCredentials(cfg.principal, cfg.keytab, cfg.refresh_before)
+
+    def _build(self, config: Config) -> Pipeline:
+        upstreams = [self._upstream(u) for u in config.upstreams]
         keys = config.tsig_keys
-        self.serialize = SerializeStage()
-        self.pipeline = build_pipeline({
+        return build_pipeline({
             "parse": ParseStage((k.to_key() for k in keys), config.zones),
             "authenticate": AuthenticateStage(keys, config.senders),
             "serialize": self.serialize,
-            "forward": ForwardStage(self.upstreams, config.forward),
+            "forward": ForwardStage(upstreams, config.forward),
         })
-        self.handler = RequestHandler(self.pipeline, [log_request, *observers])
-        self.server = Server(self.handler, config.listen)
 
     def _upstream(self, cfg: UpstreamConfig) -> Upstream:
+        key = _key(cfg)
+        if key in self._upstreams:
+            return self._upstreams[key]
         label = f"{cfg.hostname}({cfg.address}#{cfg.port})"
 
         async def negotiate_context() -> NegotiatedKey:
@@ -64,12 +90,58 @@ class ProxyApp:
 
         pool = ContextPool(label, negotiate_context, cfg.pool_size,
                            self.config.forward.context_lifetime)
-        return Upstream(label, UpstreamTransport(cfg.address, cfg.port), pool)
+        upstream = Upstream(label, UpstreamTransport(cfg.address, cfg.port), pool)
+        self._upstreams[key] = upstream
+        return upstream
+
+    def reload(self, path: Path | None = None) -> bool:
+        """Re-read the configuration and swap it in; False (old one kept) if invalid."""
+        path = path or self.config_path
+        if path is None:
+            log.error("reload: the proxy was not started from a config file; nothing to reload")
+            return False
+        try:
+            new = load_config(path)
+        except ConfigError as exc:
+            log.error("reload rejected, keeping the running configuration: %s: %s",
+                      path, "; ".join(exc.problems))
+            return False
+        if new.listen != self.config.listen:
+            log.warning("reload: [listen] changes take effect only after a restart")
+            new.listen = self.config.listen
+        old_config, old_credentials = self.config, self.credentials
+        if new.kerberos != old_config.kerberos:
+            self.credentials = self._credentials(new.kerberos)
+            retired = list(self._upstreams.values())
+            self._upstreams.clear()
+        else:
+            retired = []
+        try:
+            self.config = new
+            pipeline = self._build(new)
+        except Exception as exc:
+            self.config, self.credentials = old_config, old_credentials
+            log.error("reload rejected, keeping the running configuration: %s", exc)
+            return False
+        used = {_key(u) for u in new.upstreams}
+        retired += [u for k, u in list(self._upstreams.items()) if k not in used]
+        self._upstreams = {k: u for k, u in self._upstreams.items() if k in used}
+        self.pipeline = self.handler.pipeline = pipeline
+        if retired:  # in-flight requests may still use them: close after the drain time
+            asyncio.get_running_loop().call_later(
+                new.listen.drain_timeout, lambda: [u.transport.close() for u in retired])
+        log.info("configuration reloaded from %s", path)
+        return True
 
     async def start(self) -> None:
-        """Bind the listeners and warm the context pools."""
+        """Bind the listeners, warm the context pools, notify systemd."""
         await self.server.start()
         await asyncio.gather(*(self._warm(u) for u in self.upstreams))
+        sdnotify.notify("READY=1\nSTATUS=relaying updates")
+        interval = sdnotify.watchdog_interval()
+        if interval:
+            self._watchdog = asyncio.get_running_loop().create_task(
+                sdnotify.watchdog_loop(interval))
 
     async def _warm(self, upstream: Upstream) -> None:
         try:
@@ -82,18 +154,31 @@ class ProxyApp:
 
     async def stop(self) -> None:
         """Drain in-flight requests (``listen.drain_timeout``), then close."""
+        sdnotify.notify("STOPPING=1")
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         await self.server.drain(self.config.listen.drain_timeout)
-        for upstream in self.upstreams:
+        for upstream in self._upstreams.values():
             upstream.transport.close()
 
     async def run(self) -> None:
-        """Start, serve until SIGTERM or SIGINT, then stop."""
+        """Start, serve until SIGTERM or SIGINT (SIGHUP reloads), then stop."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         await self.start()
         await stop.wait()
         log.info("signal received: draining %d requests in flight", self.server.in_flight)
         await self.stop()
         log.info("stopped")
+
+    def _on_sighup(self) -> None:
+        sdnotify.notify("RELOADING=1")
+        self.reload()
+        sdnotify.notify("READY=1")
+
+
+def _key(cfg: UpstreamConfig) -> UpstreamKey:
+    return (cfg.address, cfg.port, cfg.hostname, cfg.kind, cfg.pool_size)

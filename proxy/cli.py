@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 from proxy.config import load_config
 from proxy.schema import ConfigError
@@ -33,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     setup_logging(config.log)
     try:
-        asyncio.run(ProxyApp(config).run())
+        asyncio.run(ProxyApp(config, config_path=Path(args.config)).run())
     except OSError as exc:
         print(f"dnsupdate-proxy: cannot listen: {exc}", file=sys.stderr)
         return 1

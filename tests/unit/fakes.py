@@ -36,6 +36,7 @@ class FakeUpstream(asyncio.DatagramProtocol):
         self.received: list[dns.message.Message] = []
         self.rcode = dns.rcode.NOERROR
         self.silent = False
+        self.delay = 0.0
         self.transport: asyncio.DatagramTransport | None = None
         self.negotiations = 0
 
@@ -74,7 +75,11 @@ class FakeUpstream(asyncio.DatagramProtocol):
         response = dns.message.make_response(msg)
         response.set_rcode(self.rcode)
         assert self.transport is not None
-        self.transport.sendto(response.to_wire(), addr)
+        reply = response.to_wire()
+        if self.delay:
+            asyncio.get_running_loop().call_later(self.delay, self.transport.sendto, reply, addr)
+        else:
+            self.transport.sendto(reply, addr)
 
 
 async def start_fake_upstream(host: str = "127.0.0.1") -> tuple[FakeUpstream, int]:
