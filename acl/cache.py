@@ -1,0 +1,141 @@
+"""Decisions per identity: TTL, refresh ahead, negative TTL, stale grace, single flight.
+
+Rules (``now`` from the injectable ``clock``):
+
+* A decision is fresh for ``ttl`` seconds (``negative_ttl`` if it is not "member").
+* A request for a fresh "member" decision within ``refresh_ahead`` seconds of its
+  expiry starts a background reload and is answered from the cache at once.
+* A request for a missing or expired decision waits for a reload. Concurrent
+  requests for one identity share one reload (single flight): at most one
+  directory query per identity at a time, so one per TTL under steady load.
+* When a reload fails with :class:`DirectoryUnavailable`, the old decision is still
+  used until ``grace`` seconds after its expiry (its reason says so); beyond that,
+  or without one, the error goes to the caller, who must refuse. A failure never
+  turns into an allow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from acl.decision import Decision, DirectoryUnavailable, Verdict
+
+log = logging.getLogger("dnsupdate_proxy.acl")
+
+Loader = Callable[[str], Awaitable[Decision]]
+
+
+@dataclass(slots=True)
+class _Entry:
+    decision: Decision
+    expires_at: float
+
+
+@dataclass(slots=True)
+class CacheStats:
+    """Counters for metrics and tests."""
+
+    hits: int = 0  # answered from a fresh entry
+    loads: int = 0  # reloads that reached the loader
+    refreshes: int = 0  # of which started ahead of expiry, in the background
+    failures: int = 0  # reloads that raised DirectoryUnavailable
+    stale: int = 0  # answers from an expired entry within the grace period
+
+
+class DecisionCache:
+    """Caches :class:`Decision` per identity around an async ``load`` function."""
+
+    def __init__(
+        self,
+        load: Loader,
+        *,
+        ttl: float,
+        negative_ttl: float,
+        refresh_ahead: float,
+        grace: float,
+        max_entries: int = 10000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load = load
+        self.ttl = ttl
+        self.negative_ttl = negative_ttl
+        self.refresh_ahead = refresh_ahead
+        self.grace = grace
+        self.max_entries = max_entries
+        self.clock = clock
+        self.stats = CacheStats()
+        self._entries: dict[str, _Entry] = {}
+        self._loading: dict[str, asyncio.Task[Decision]] = {}
+
+    async def get(self, identity: str) -> Decision:
+        """The decision for ``identity``; raises DirectoryUnavailable (fail closed)."""
+        entry = self._entries.get(identity)
+        now = self.clock()
+        if entry is not None and now < entry.expires_at:
+            self.stats.hits += 1
+            if (entry.decision.verdict is Verdict.MEMBER
+                    and now >= entry.expires_at - self.refresh_ahead
+                    and identity not in self._loading):
+                self.stats.refreshes += 1
+                self._start(identity)
+            return entry.decision
+        task = self._loading.get(identity) or self._start(identity)
+        try:
+            return await asyncio.shield(task)
+        except DirectoryUnavailable as exc:
+            return self._stale(identity, exc)
+
+    def _stale(self, identity: str, exc: DirectoryUnavailable) -> Decision:
+        entry = self._entries.get(identity)
+        now = self.clock()
+        if entry is None or now >= entry.expires_at + self.grace:
+            raise exc
+        self.stats.stale += 1
+        age = now - entry.expires_at
+        reason = (f"{entry.decision.reason} (cached, expired {age:.0f} s ago: "
+                  f"directory unavailable: {exc})")
+        return dataclasses.replace(entry.decision, reason=reason)
+
+    def _start(self, identity: str) -> asyncio.Task[Decision]:
+        task = asyncio.get_running_loop().create_task(self._reload(identity))
+        self._loading[identity] = task
+        task.add_done_callback(lambda t: self._finished(identity, t))
+        return task
+
+    def _finished(self, identity: str, task: asyncio.Task[Decision]) -> None:
+        if self._loading.get(identity) is task:
+            del self._loading[identity]
+        exc = None if task.cancelled() else task.exception()
+        if isinstance(exc, DirectoryUnavailable):
+            log.warning("directory lookup of %s failed: %s", identity, exc)
+        elif exc is not None:
+            log.error("directory lookup of %s failed", identity, exc_info=exc)
+
+    async def _reload(self, identity: str) -> Decision:
+        self.stats.loads += 1
+        try:
+            decision = await self._load(identity)
+        except DirectoryUnavailable:
+            self.stats.failures += 1
+            raise
+        lifetime = self.ttl if decision.verdict is Verdict.MEMBER else self.negative_ttl
+        self._entries.pop(identity, None)  # re-insert: dict order = age order
+        self._entries[identity] = _Entry(decision, self.clock() + lifetime)
+        while len(self._entries) > self.max_entries:
+            del self._entries[next(iter(self._entries))]
+        return decision
+
+    async def close(self) -> None:
+        """Cancel reloads in progress."""
+        tasks = list(self._loading.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

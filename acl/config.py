@@ -1,0 +1,186 @@
+"""``[directory]``: where the authorized groups live and how long decisions are kept.
+
+A section of the proxy's TOML configuration in the style of :mod:`proxy.config`
+(dataclass fields declared with :func:`proxy.schema.setting`, semantic checks in
+:meth:`DirectoryConfig.check`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from proxy.schema import setting
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"{url!r} is not a URL ({exc})"
+    if parts.scheme not in ("ldap", "ldaps") or not parts.hostname:
+        return f"{url!r} is not an ldap://host or ldaps://host URL"
+    if parts.path not in ("", "/") or parts.query or port == 0:
+        return f"{url!r}: give only ldap[s]://host[:port]"
+    return None
+
+
+def is_address(text: str) -> bool:
+    """True if ``text`` is an IPv4 or IPv6 address (an identity without an account)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class DirectoryConfig:
+    """The directory (Active Directory or OpenLDAP) that says who may send updates."""
+
+    urls: list[str] = setting(
+        doc="LDAP servers, tried in order: 'ldap://host[:port]' or 'ldaps://host[:port]'."
+    )
+    base_dn: str = setting(doc="Search base for accounts and groups, e.g. 'dc=example,dc=test'.")
+    groups: list[str] = setting(
+        factory=lambda: ["DnsUpdateProxy"],
+        doc="Authorized groups, by name (group_name_attribute) or DN. Membership is "
+        "transitive; the policy sees which of these groups a sender is in.",
+    )
+    auth: Literal["gssapi", "simple"] = setting(
+        "gssapi",
+        doc="'gssapi': SASL GSSAPI bind with the [kerberos] service account and keytab; "
+        "'simple': bind_dn and password over LDAPS or StartTLS.",
+    )
+    sasl_host: str | None = setting(
+        None,
+        doc="Host name of the directory's service principal ldap/<host> (default: the "
+        "host of each URL). Needed when the URLs use IP addresses.",
+    )
+    bind_dn: str | None = setting(None, doc="DN for the simple bind.")
+    bind_password: str | None = setting(None, doc="Password for the simple bind.")
+    bind_password_file: str | None = setting(
+        None, doc="File holding the simple-bind password (instead of bind_password)."
+    )
+    start_tls: bool = setting(False, doc="Upgrade ldap:// connections with StartTLS.")
+    ca_file: str | None = setting(
+        None, doc="CA certificates (PEM) to verify the servers' TLS certificates "
+        "(default: the system's trust store)."
+    )
+    timeout: float = setting(3.0, doc="Seconds for connecting and for each LDAP operation.")
+    retry_interval: float = setting(
+        5.0,
+        doc="After every server failed, seconds during which requests use the cache "
+        "without trying the directory again.",
+    )
+    connections: int = setting(
+        2, doc="LDAP connections kept open (each serves one query at a time, in its own thread)."
+    )
+    membership: Literal["auto", "in-chain", "iterative"] = setting(
+        "auto",
+        doc="Transitive membership: 'in-chain' = Active Directory's "
+        "LDAP_MATCHING_RULE_IN_CHAIN; 'iterative' = walk the groups level by level "
+        "(any server, e.g. OpenLDAP); 'auto' = in-chain if the root DSE announces an "
+        "Active Directory, else iterative.",
+    )
+    max_depth: int = setting(8, doc="Group nesting levels followed by 'iterative'.")
+    account_class: str = setting("user", doc="Object class of accounts (AD computers are users).")
+    account_attribute: str = setting(
+        "sAMAccountName", doc="Attribute that holds the account name, e.g. 'DHCP1$'."
+    )
+    computer_class: str = setting("computer", doc="Object class of computer accounts.")
+    hostname_attribute: str = setting(
+        "dNSHostName", doc="Attribute of computers that holds their host name."
+    )
+    group_class: str = setting("group", doc="Object class of groups.")
+    group_name_attribute: str = setting(
+        "sAMAccountName", doc="Attribute that names a group (for groups given by name)."
+    )
+    member_attribute: str = setting("member", doc="Attribute of groups listing member DNs.")
+    page_size: int = setting(500, doc="Entries per page of a paged search.")
+    ttl: float = setting(300.0, doc="Seconds a 'member' decision is cached.")
+    negative_ttl: float = setting(
+        60.0, doc="Seconds a 'not a member' or 'unknown account' decision is cached."
+    )
+    refresh_ahead: float = setting(
+        60.0,
+        doc="A request this many seconds before a 'member' decision expires refreshes it "
+        "in the background (the request itself does not wait).",
+    )
+    grace: float = setting(
+        900.0,
+        doc="While the directory is unreachable, cached decisions stay usable this many "
+        "seconds past their expiry; after that requests are refused.",
+    )
+    max_entries: int = setting(10000, doc="Decisions cached at most (oldest dropped first).")
+    identity_from_dns_hostname: bool = setting(
+        False,
+        doc="For senders known only by address ([[senders]] without account): find the "
+        "computer whose dNSHostName is hostnames[address]. Weak: source addresses can be "
+        "forged and dNSHostName is writable by the computer itself; prefer TSIG keys.",
+    )
+    hostnames: dict[str, str] = setting(
+        factory=dict,
+        doc="Source address -> host name, for identity_from_dns_hostname, e.g. "
+        "{ \"10.0.0.2\" = \"dhcp2.example.test\" }.",
+    )
+
+    def check(self, path: str) -> list[str]:
+        """Semantic problems, one line each."""
+        problems = [f"{path}.urls: {p}" for u in self.urls if (p := _url_problem(u))]
+        if not self.urls:
+            problems.append(f"{path}.urls: at least one LDAP server is needed")
+        if not self.groups:
+            problems.append(f"{path}.groups: at least one authorized group is needed")
+        problems += self._check_auth(path)
+        for key in ("timeout", "ttl", "negative_ttl"):
+            if getattr(self, key) <= 0:
+                problems.append(f"{path}.{key}: must be positive")
+        for key in ("retry_interval", "refresh_ahead", "grace"):
+            if getattr(self, key) < 0:
+                problems.append(f"{path}.{key}: must not be negative")
+        if self.refresh_ahead >= self.ttl > 0:
+            problems.append(f"{path}.refresh_ahead: must be less than ttl ({self.ttl})")
+        for key in ("connections", "max_depth", "page_size", "max_entries"):
+            if getattr(self, key) < 1:
+                problems.append(f"{path}.{key}: must be at least 1")
+        problems += [f"{path}.hostnames: {a!r} is not an IP address"
+                     for a in self.hostnames if not is_address(a)]
+        if self.hostnames and not self.identity_from_dns_hostname:
+            problems.append(f"{path}.hostnames: unused unless identity_from_dns_hostname = true")
+        return problems
+
+    def _check_auth(self, path: str) -> list[str]:
+        problems = []
+        if self.ca_file and not os.path.isfile(self.ca_file):
+            problems.append(f"{path}.ca_file: file {self.ca_file!r} does not exist")
+        if self.auth == "gssapi":
+            return problems
+        if not self.bind_dn:
+            problems.append(f"{path}.bind_dn: required with auth = 'simple'")
+        if (self.bind_password is None) == (self.bind_password_file is None):
+            problems.append(f"{path}: with auth = 'simple' give exactly one of bind_password "
+                            "or bind_password_file")
+        elif self.bind_password_file and not os.path.isfile(self.bind_password_file):
+            problems.append(f"{path}.bind_password_file: file {self.bind_password_file!r} "
+                            "does not exist")
+        plain = [u for u in self.urls if u.startswith("ldap://")]
+        if plain and not self.start_tls:
+            problems.append(f"{path}: auth = 'simple' over {plain[0]} would send the password "
+                            "in clear; use ldaps:// or start_tls = true")
+        return problems
+
+    def password(self) -> str | None:
+        """The simple-bind password (read from ``bind_password_file`` if given)."""
+        if self.bind_password_file is not None:
+            return Path(self.bind_password_file).read_text().strip()
+        return self.bind_password
+
+    def normalized_hostnames(self) -> dict[str, str]:
+        """``hostnames`` keyed by canonical address text (as :mod:`authenticate` writes it)."""
+        return {str(ipaddress.ip_address(a)): h.rstrip(".") for a, h in self.hostnames.items()}

@@ -1,0 +1,86 @@
+"""Stage ``groups``: is the sender in an authorized directory group?
+
+Input: ``req.identity`` (from ``authenticate``: an account such as ``DHCP1$``, or a
+source address for a sender configured without an account). Asks the
+:class:`~acl.authority.GroupAuthority` (cached; LDAP runs in worker threads, never
+on the event loop). Output, for a member: ``req.groups``, the configured groups it
+is in (transitively), and ``req.reason`` extended with why, e.g. "DHCP2$ is a member
+of DnsUpdateProxy via DHCP-Site2"; an address identity mapped to a computer through
+``directory.hostnames`` is replaced by that computer's account. Rejects, all REFUSED
+(never NOTAUTH: dhcpd stops updating a zone after one), with the reason in
+``req.reason`` and the detail:
+
+* not in any authorized group → ``DENIED_NOT_MEMBER``;
+* no (or no unambiguous) directory account, or no identity → ``UNKNOWN_SENDER``;
+* directory unreachable and no cached decision within its grace period →
+  ``DIRECTORY_UNAVAILABLE`` ("directory unavailable: ..."). Errors never allow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from acl.authority import GroupAuthority
+from acl.config import DirectoryConfig, is_address
+from acl.connection import Connector, ServiceAccount
+from acl.decision import DirectoryUnavailable, Verdict
+from acl.ldap_directory import LdapDirectory
+from acl.resolver import Resolver
+from proxy.config import KerberosConfig
+from proxy.context import RequestContext
+from proxy.outcome import Outcome, Reject
+from proxy.pipeline import Answer, Next
+
+_REFUSALS = {Verdict.NOT_MEMBER: Outcome.DENIED_NOT_MEMBER,
+             Verdict.UNKNOWN_ACCOUNT: Outcome.UNKNOWN_SENDER}
+
+
+class GroupsStage:
+    """Authorizes by directory group membership; see the module docstring."""
+
+    name = "groups"
+
+    def __init__(self, authority: GroupAuthority) -> None:
+        self.authority = authority
+
+    async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
+        if req.identity is None:
+            raise Reject(Outcome.UNKNOWN_SENDER, "no identity to look up in the directory")
+        try:
+            decision = await self.authority.decide(req.identity)
+        except DirectoryUnavailable as exc:
+            reason = f"directory unavailable: {exc}"
+            _add_reason(req, reason)
+            raise Reject(Outcome.DIRECTORY_UNAVAILABLE, reason) from None
+        _add_reason(req, decision.reason)
+        if not decision.allowed:
+            raise Reject(_REFUSALS.get(decision.verdict, Outcome.DENIED_NOT_MEMBER),
+                         decision.reason)
+        req.groups = decision.groups
+        if decision.account is not None and is_address(req.identity):
+            req.identity = decision.account
+        return await call_next(req)
+
+    async def prepare(self) -> str:
+        """Warm up (connect, detect the strategy, find the groups); see GroupAuthority."""
+        return await self.authority.prepare()
+
+    async def close(self) -> None:
+        """Release the directory connections and worker threads."""
+        await self.authority.close()
+
+
+
+def _add_reason(req: RequestContext, reason: str) -> None:
+    """Append to what ``authenticate`` wrote (e.g. "TSIG key dhcp1-key; DHCP1$ is ...")."""
+    req.reason = f"{req.reason}; {reason}" if req.reason else reason
+
+
+def build_groups_stage(config: DirectoryConfig, kerberos: KerberosConfig,
+                       clock: Callable[[], float] = time.monotonic) -> GroupsStage:
+    """The stage for ``[directory]``, binding (GSSAPI) as the ``[kerberos]`` account."""
+    account = ServiceAccount(kerberos.principal, kerberos.keytab)
+    directory = LdapDirectory(config, Connector(config, account), clock)
+    return GroupsStage(GroupAuthority(Resolver(directory, config), config, clock))
+
