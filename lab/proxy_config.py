@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,9 +70,11 @@ def render_proxy_config(
     port: int = 53,
     upstreams: Sequence[tuple[str, str]] | None = None,
     pool_size: int = 4,
+    listen_options: Mapping[str, int | float] | None = None,
     extra: str = "",
 ) -> str:
-    """The TOML text. ``upstreams``: (address, hostname) pairs, default the lab's BIND."""
+    """The TOML text. ``upstreams``: (address, hostname) pairs, default the lab's BIND;
+    ``listen_options``: further ``[listen]`` settings; ``extra``: appended TOML."""
     ups = upstreams or [(info.dns_server_ip, info.dns_server)]
     zones = ", ".join(f'"{z}"' for z in info.zones)
     parts = [
@@ -82,6 +84,7 @@ def render_proxy_config(
         "[listen]",
         f'addresses = ["{info.proxy_ip}"]',
         f"port = {port}",
+        *(f"{k} = {v}" for k, v in (listen_options or {}).items()),
         "",
         "[kerberos]",
         f'principal = "{info.service_account}"',

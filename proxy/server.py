@@ -5,7 +5,7 @@ At most ``max_in_flight`` requests are processed at a time: beyond that UDP mess
 are dropped (recorded as ``dropped``, the client retries) and TCP connections stop
 being read (backpressure). TCP uses 2-byte length framing, several messages per
 connection (answered as they complete), an idle timeout and a connection limit.
-:meth:`Server.drain` stops listening and waits for in-flight requests.
+:meth:`Server.drain` stops taking requests and waits for those in flight.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import struct
+import time
 
 from proxy.config import ListenConfig
 from proxy.context import RequestContext
@@ -33,6 +34,7 @@ class _UdpListener(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
         if self.server.closing:
             return  # draining: the client will retry elsewhere
+        self.server.last_datagram = time.monotonic()
         req = RequestContext(data, (addr[0], addr[1]), "udp")
         if not self.server.try_admit():
             self.server.handler.drop(req, "overload: too many requests in flight")
@@ -63,6 +65,7 @@ class Server:
         self.overload_drops = 0
         self.tcp_refused = 0
         self.closing = False
+        self.last_datagram = 0.0
 
     @property
     def in_flight(self) -> int:
@@ -146,10 +149,19 @@ class Server:
 
     async def drain(self, timeout: float) -> bool:
         """Stop taking requests, wait up to ``timeout`` s for those in flight (their
-        replies are still sent), then close everything. True if none was abandoned."""
-        self.closing = True
+        replies are still sent), then close everything. True if none was abandoned.
+
+        Datagrams already queued in the socket when the drain starts are still taken:
+        the listeners close once no datagram came for 20 ms (at most 200 ms)."""
         for tcp in self._tcp:
             tcp.close()
+        started = time.monotonic()
+        while True:  # let the loop read what is queued
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            if now - started >= 0.2 or now - max(self.last_datagram, started) >= 0.02:
+                break
+        self.closing = True
         tasks = list(self._tasks)
         done_all = True
         if tasks:
