@@ -8,6 +8,7 @@ import sys
 import time
 
 from proxy.config import LogConfig
+from proxy.requestlog import request_fields
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,9 +21,9 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
         }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            doc.update(fields)
+        req = getattr(record, "request", None)
+        if req is not None:
+            doc.update(request_fields(req))
         else:
             doc["msg"] = record.getMessage()
         if record.exc_info:

@@ -1,4 +1,8 @@
-"""One log line per finished request, at info level, with its outcome event id."""
+"""One log line per finished request, at info level, with its outcome event id.
+
+Text format: ``event=forwarded-ok client=127.0.3.1#5353 ... ms=2.8``. The JSON
+formatter (:mod:`proxy.logsetup`) turns the same fields into one object per line.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,15 @@ from proxy.context import RequestContext
 
 log = logging.getLogger("dnsupdate_proxy.request")
 
+_RCODE_TEXT = {int(r): r.name for r in dns.rcode.Rcode}
+
+
+def _rcode(value: int | None) -> str | None:
+    return None if value is None else _RCODE_TEXT.get(value, str(value))
+
 
 def request_fields(req: RequestContext) -> dict[str, object]:
-    """The fields of a request's log line (also used by the JSON formatter)."""
+    """The fields of a request's log line, without the empty ones."""
     assert req.outcome is not None
     fields: dict[str, object] = {
         "event": req.outcome.event,
@@ -22,10 +32,9 @@ def request_fields(req: RequestContext) -> dict[str, object]:
         "zone": req.zone.to_text() if req.zone is not None else None,
         "key": req.tsig_key_name,
         "identity": req.identity,
-        "rcode": dns.rcode.to_text(req.rcode) if req.rcode is not None else "none",
+        "rcode": _rcode(req.rcode) or "none",
         "upstream": req.upstream,
-        "upstream_rcode": (dns.rcode.to_text(req.upstream_rcode)
-                           if req.upstream_rcode is not None else None),
+        "upstream_rcode": _rcode(req.upstream_rcode),
         "ms": round(req.elapsed_ms(), 3),
         "detail": req.detail or None,
         "notes": "; ".join(req.notes) or None,
@@ -33,13 +42,22 @@ def request_fields(req: RequestContext) -> dict[str, object]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+class _Line:
+    """Renders the text line only if a handler formats the record."""
+
+    __slots__ = ("req",)
+
+    def __init__(self, req: RequestContext) -> None:
+        self.req = req
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={_quote(v)}" for k, v in request_fields(self.req).items())
+
+
 def log_request(req: RequestContext) -> None:
-    """Observer: log ``req`` (info for normal outcomes, warning for failures)."""
-    if not log.isEnabledFor(logging.INFO):
-        return
-    fields = request_fields(req)
-    text = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
-    log.info("%s", text, extra={"fields": fields})
+    """Observer: log ``req`` at info level."""
+    if log.isEnabledFor(logging.INFO):
+        log.info("%s", _Line(req), extra={"request": req})
 
 
 def _quote(value: object) -> str:
