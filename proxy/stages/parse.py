@@ -100,7 +100,12 @@ class ParseStage:
             raise Reject(Outcome.BAD_REQUEST, f"malformed UPDATE: {exc}") from None
 
     def _note_key(self, req: RequestContext) -> None:
-        """Record which key the client claimed (the reply to BADTIME is signed with it)."""
-        unverified = dns.message.from_wire(req.wire, keyring=False)
+        """Record which key the client claimed (the reply to BADTIME is signed with it).
+
+        A message whose TSIG failed but which is malformed besides gets FORMERR."""
+        try:
+            unverified = dns.message.from_wire(req.wire, keyring=False)
+        except (dns.exception.DNSException, ValueError, struct.error) as exc:
+            raise Reject(Outcome.BAD_REQUEST, f"malformed UPDATE: {exc}") from None
         req.tsig_key_name = unverified.keyname.to_text()
         req.client_key = self.keyring.get(unverified.keyname)
