@@ -71,10 +71,12 @@ def render_proxy_config(
     upstreams: Sequence[tuple[str, str]] | None = None,
     pool_size: int = 4,
     listen_options: Mapping[str, int | float] | None = None,
+    directory: bool = True,
     extra: str = "",
 ) -> str:
     """The TOML text. ``upstreams``: (address, hostname) pairs, default the lab's BIND;
-    ``listen_options``: further ``[listen]`` settings; ``extra``: appended TOML."""
+    ``listen_options``: further ``[listen]`` settings; ``directory``: check membership
+    of DnsUpdateProxy in the lab's LDAP; ``extra``: appended TOML."""
     ups = upstreams or [(info.dns_server_ip, info.dns_server)]
     zones = ", ".join(f'"{z}"' for z in info.zones)
     parts = [
@@ -98,6 +100,9 @@ def render_proxy_config(
     for address, hostname in ups:
         parts += ["", "[[upstreams]]", f'address = "{address}"', f'hostname = "{hostname}"',
                   'kind = "bind"', f"pool_size = {pool_size}"]
+    if directory:
+        parts += ["", "[directory]", f'urls = ["{info.ldap_url}"]', f'base_dn = "{info.base_dn}"',
+                  f'sasl_host = "{info.ldap_host}"', 'groups = ["DnsUpdateProxy"]']
     for k in KEYS:
         parts += ["", "[[tsig_keys]]", f'name = "{k.name}"', f'algorithm = "{k.algorithm}"',
                   f'secret = "{k.secret}"', f'account = "{k.account}"']

@@ -20,6 +20,7 @@ import signal
 from collections.abc import Iterable
 from pathlib import Path
 
+from acl.decision import DirectoryUnavailable
 from kerberos.contexts import ContextPool
 from kerberos.credentials import KeytabCredentials
 from kerberos.tkey import NegotiatedKey, negotiate
@@ -32,6 +33,7 @@ from proxy.schema import ConfigError
 from proxy.server import Server
 from proxy.stages.authenticate import AuthenticateStage
 from proxy.stages.forward import ForwardStage, Upstream
+from proxy.stages.groups import GroupsStage, build_groups_stage
 from proxy.stages.parse import ParseStage
 from proxy.stages.serialize import SerializeStage
 from proxy.upstream import UpstreamTransport
@@ -51,6 +53,7 @@ class ProxyApp:
         self.credentials = self._credentials(config.kerberos)
         self._upstreams: dict[UpstreamKey, Upstream] = {}
         self.serialize = SerializeStage()  # kept across reloads: in-flight state
+        self.groups = self._groups(config)
         self.pipeline = self._build(config)
         self.handler = RequestHandler(self.pipeline, [log_request, *observers])
         self.server = Server(self.handler, config.listen)
@@ -73,9 +76,16 @@ class ProxyApp:
         return build_pipeline({
             "parse": ParseStage((k.to_key() for k in keys), config.zones),
             "authenticate": AuthenticateStage(keys, config.senders),
+            "groups": self.groups,
             "serialize": self.serialize,
             "forward": ForwardStage(upstreams, config.forward),
         })
+
+    @staticmethod
+    def _groups(config: Config) -> GroupsStage | None:
+        if config.directory is None:
+            return None
+        return build_groups_stage(config.directory, config.kerberos)
 
     def _upstream(self, cfg: UpstreamConfig) -> Upstream:
         key = _key(cfg)
@@ -116,13 +126,18 @@ class ProxyApp:
             self._upstreams.clear()
         else:
             retired = []
+        old_groups = self.groups
+        if (new.directory, new.kerberos) != (old_config.directory, old_config.kerberos):
+            self.groups = self._groups(new)  # a new directory cache
         try:
             self.config = new
             pipeline = self._build(new)
         except Exception as exc:
-            self.config, self.credentials = old_config, old_credentials
+            self.config, self.credentials, self.groups = old_config, old_credentials, old_groups
             log.error("reload rejected, keeping the running configuration: %s", exc)
             return False
+        if old_groups is not None and old_groups is not self.groups:
+            asyncio.get_running_loop().create_task(old_groups.close())
         used = {_key(u) for u in new.upstreams}
         retired += [u for k, u in list(self._upstreams.items()) if k not in used]
         self._upstreams = {k: u for k, u in self._upstreams.items() if k in used}
@@ -134,9 +149,9 @@ class ProxyApp:
         return True
 
     async def start(self) -> None:
-        """Bind the listeners, warm the context pools, notify systemd."""
+        """Bind the listeners, warm the context pools and the directory, notify systemd."""
         await self.server.start()
-        await asyncio.gather(*(self._warm(u) for u in self.upstreams))
+        await asyncio.gather(*(self._warm(u) for u in self.upstreams), self._warm_directory())
         sdnotify.notify("READY=1\nSTATUS=relaying updates")
         interval = sdnotify.watchdog_interval()
         if interval:
@@ -152,6 +167,15 @@ class ProxyApp:
             log.warning("upstream %s: cannot negotiate a security context yet: %s",
                         upstream.label, exc)
 
+    async def _warm_directory(self) -> None:
+        if self.groups is None:
+            return
+        try:
+            log.info("directory: %s", await self.groups.prepare())
+        except DirectoryUnavailable as exc:
+            log.warning("directory not reachable yet (requests are refused until it is): %s",
+                        exc)
+
     async def stop(self) -> None:
         """Drain in-flight requests (``listen.drain_timeout``), then close."""
         sdnotify.notify("STOPPING=1")
@@ -160,6 +184,8 @@ class ProxyApp:
         await self.server.drain(self.config.listen.drain_timeout)
         for upstream in self._upstreams.values():
             upstream.transport.close()
+        if self.groups is not None:
+            await self.groups.close()
 
     async def run(self) -> None:
         """Start, serve until SIGTERM or SIGINT (SIGHUP reloads), then stop."""

@@ -19,6 +19,7 @@ from typing import Literal
 import dns.name
 import dns.tsig
 
+from acl.config import DirectoryConfig
 from proxy.schema import ConfigError, build, setting
 
 HMAC_ALGORITHMS = {
@@ -234,6 +235,10 @@ class Config:
     senders: list[SenderConfig] = setting(
         factory=list, doc="Source networks allowed to send updates, with their accounts."
     )
+    directory: DirectoryConfig | None = setting(
+        None, doc="Directory whose groups say which senders may update; without it there is "
+        "no group check (only [[senders]] and [[tsig_keys]] decide)."
+    )
     log: LogConfig = setting(factory=LogConfig, doc="Logging.")
 
     def check(self, path: str) -> list[str]:
@@ -270,7 +275,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return parse_config(text, p.parent)
 
 
-_PATH_KEYS = {"keytab", "krb5_config", "secret_file"}
+_PATH_KEYS = {"keytab", "krb5_config", "secret_file", "ca_file", "bind_password_file"}
 
 
 def _resolve_paths(node: object, base_dir: Path) -> None:

@@ -136,8 +136,13 @@ def reference(cls: type, path: str = "") -> list[tuple[str, str, str, str]]:
         else:
             default = "(required)"
         rows.append((key, _type_name(tp), default, f.metadata.get("doc", "")))
-        inner = typing.get_args(tp)[0] if typing.get_origin(tp) in (list, tuple) else tp
+        origin = typing.get_origin(tp)
+        inner = tp
+        if origin in (list, tuple):
+            inner = typing.get_args(tp)[0]
+        elif origin in (types.UnionType, typing.Union):
+            inner = next(a for a in typing.get_args(tp) if a is not type(None))
         if dataclasses.is_dataclass(inner):
-            sub = f"{key}[]" if inner is not tp else key
+            sub = f"{key}[]" if origin in (list, tuple) else key
             rows.extend(reference(inner, sub))  # type: ignore[arg-type]
     return rows

@@ -240,3 +240,26 @@ def test_all_upstreams_down_is_servfail_within_client_timeout(lab: LabInfo, tmp_
     finally:
         proxy.stop()
     assert "upstream-unreachable" in proxy.log_text()
+
+
+@pytest.mark.parametrize(("source", "tsig", "expected"), [
+    ("127.0.3.1", None, "NOERROR"),          # DHCP1$: direct member of DnsUpdateProxy
+    ("127.0.3.2", None, "NOERROR"),          # DHCP2$: member through DHCP-Site2
+    ("127.0.3.2", "dhcp2-key", "NOERROR"),   # DHCP2$ by its hmac-sha512 key
+    ("127.0.3.3", None, "REFUSED"),          # DHCP3$: not a member
+    ("127.0.3.9", "dhcp3-key", "REFUSED"),   # DHCP3$ by its hmac-md5 key
+])
+def test_directory_group_decides_who_may_update(lab: LabInfo, proxy: ProxyProcess,
+                                                source: str, tsig: str | None,
+                                                expected: str) -> None:
+    host = f"member-{source.rsplit('.', 1)[1]}-{tsig or 'plain'}.{FWD}"
+    before = serial(lab)
+    result = nsupdate(proxy, f"zone {FWD}\nupdate add {host} 300 A 10.0.1.95\n",
+                      tsig=tsig_arg(tsig) if tsig else None, source=source)
+    if expected == "NOERROR":
+        assert result.returncode == 0, result.stderr
+        assert lookup(lab, host, "A") == ["10.0.1.95"]
+    else:
+        assert "REFUSED" in result.stderr
+        assert lookup(lab, host, "A") == [] and serial(lab) == before
+        assert "event=denied-not-member" in proxy.log_text()
