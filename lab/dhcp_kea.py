@@ -1,0 +1,139 @@
+"""ISC Kea as a lab DHCP server: kea-dhcp4 on the DHCP bridge + kea-dhcp-ddns (D2).
+
+kea-dhcp4 hands every lease change to D2 as a name change request (UDP/JSON on
+127.0.0.1:53001); D2 sends the RFC 2136 UPDATEs (forward add with the DHCID
+conflict-resolution prerequisites, then the reverse replace; removals on release)
+to the target, over UDP, 500 ms timeout, 3 tries. Renewals send nothing
+(``ddns-update-on-renew`` false, Kea's default). D2 has no setting for its source
+address, so a :class:`~lab.dhcp_net.SourceRoute` makes it send from the target's
+``source`` while Kea runs. Pid and lock files stay in the work directory
+(``KEA_PIDFILE_DIR``/``KEA_LOCKFILE_DIR``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any, Self
+
+from lab.dhcp_config import DdnsTarget, DhcpScope
+from lab.dhcp_net import SourceRoute
+from lab.dhcp_server import Daemon, DhcpServer
+from lab.mit import MitLab
+
+NCR_ADDRESS = "127.0.0.1"
+NCR_PORT = 53001
+DNS_TIMEOUT_MS = 500
+
+
+def _logger(name: str, output: Path, severity: str = "DEBUG",
+            debuglevel: int = 99) -> dict[str, Any]:
+    return {"name": name, "severity": severity, "debuglevel": debuglevel,
+            "output_options": [{"output": str(output)}]}
+
+
+def dhcp4_config(scope: DhcpScope, workdir: Path) -> dict[str, Any]:
+    """``kea-dhcp4.conf``: raw sockets on the bridge, memfile leases, DDNS with conflict
+    resolution, names as the clients ask for them."""
+    first, last = scope.pool
+    return {"Dhcp4": {
+        "interfaces-config": {"interfaces": [scope.interface], "dhcp-socket-type": "raw"},
+        "lease-database": {"type": "memfile", "persist": True,
+                           "name": str(workdir / "kea-leases4.csv"), "lfc-interval": 0},
+        "valid-lifetime": scope.lease_time,
+        "renew-timer": scope.renew_time,
+        "rebind-timer": scope.rebind_time,
+        "expired-leases-processing": {"reclaim-timer-wait-time": 1,
+                                      "flush-reclaimed-timer-wait-time": 5,
+                                      "hold-reclaimed-time": 5},
+        "dhcp-ddns": {"enable-updates": True, "server-ip": NCR_ADDRESS,
+                      "server-port": NCR_PORT, "max-queue-size": 1024,
+                      "ncr-protocol": "UDP", "ncr-format": "JSON"},
+        "ddns-send-updates": True,
+        "ddns-override-client-update": True,
+        "ddns-override-no-update": True,
+        "ddns-replace-client-name": "never",
+        "ddns-qualifying-suffix": scope.domain,
+        "ddns-update-on-renew": False,
+        "ddns-use-conflict-resolution": True,
+        "subnet4": [{
+            "id": 1, "subnet": scope.subnet, "interface": scope.interface,
+            "pools": [{"pool": f"{first} - {last}"}],
+            "option-data": [{"name": "routers", "data": scope.router}],
+        }],
+        "loggers": [_logger("kea-dhcp4", workdir / "kea-dhcp4.log", "INFO", 0)],
+    }}
+
+
+def d2_config(scope: DhcpScope, target: DdnsTarget, workdir: Path) -> dict[str, Any]:
+    """``kea-dhcp-ddns.conf``: both zones to ``target``, signed when it has a key."""
+    server = {"ip-address": target.server, "port": target.port}
+    signing: dict[str, str] = {}
+    keys: list[dict[str, str]] = []
+    if target.key is not None:
+        signing = {"key-name": target.key.name}
+        keys = [{"name": target.key.name, "algorithm": target.key.algorithm.upper(),
+                 "secret": target.key.secret}]
+
+    def domains(zone: str) -> dict[str, Any]:
+        return {"ddns-domains": [{"name": zone, **signing, "dns-servers": [server]}]}
+
+    return {"DhcpDdns": {
+        "ip-address": NCR_ADDRESS, "port": NCR_PORT,
+        "dns-server-timeout": DNS_TIMEOUT_MS,
+        "ncr-protocol": "UDP", "ncr-format": "JSON",
+        "tsig-keys": keys,
+        "forward-ddns": domains(scope.domain),
+        "reverse-ddns": domains(scope.reverse_zone),
+        "loggers": [_logger("kea-dhcp-ddns", workdir / "kea-dhcp-ddns.log")],
+    }}
+
+
+class KeaServer(DhcpServer):
+    """kea-dhcp-ddns + kea-dhcp4; :attr:`ddns_log` is D2's log (one line per outcome)."""
+
+    kind = "kea"
+
+    def __init__(self, lab: MitLab, workdir: Path, scope: DhcpScope, target: DdnsTarget,
+                 start_timeout: float = 10.0) -> None:
+        super().__init__(lab, workdir, scope, target, start_timeout)
+        self._route = SourceRoute(lab, target.server, target.source)
+        self._cleanup = contextlib.ExitStack()
+
+    @property
+    def ddns_log(self) -> Path:
+        """D2's log: ``DHCP_DDNS_ADD_SUCCEEDED``, ``..._REJECTED ... RCODE: n``, ..."""
+        return self.dir / "kea-dhcp-ddns.log"
+
+    @property
+    def dhcp4_log(self) -> Path:
+        """kea-dhcp4's log (leases granted, renewed, released)."""
+        return self.dir / "kea-dhcp4.log"
+
+    def write_configs(self) -> list[Daemon]:
+        """Write both configs; D2 starts first so no name change request is lost."""
+        d2 = self.dir / "kea-dhcp-ddns.conf"
+        d4 = self.dir / "kea-dhcp4.conf"
+        d2.write_text(json.dumps(d2_config(self.scope, self.target, self.dir), indent=2))
+        d4.write_text(json.dumps(dhcp4_config(self.scope, self.dir), indent=2))
+        env = {"KEA_PIDFILE_DIR": str(self.dir), "KEA_LOCKFILE_DIR": str(self.dir)}
+        return [
+            Daemon(self.lab, "kea-dhcp-ddns", ["kea-dhcp-ddns", "-c", str(d2)],
+                   log=self.ddns_log, ready="DHCP_DDNS_STARTED", env=env),
+            Daemon(self.lab, "kea-dhcp4", ["kea-dhcp4", "-c", str(d4)],
+                   log=self.dhcp4_log, ready="DHCP4_STARTED", env=env),
+        ]
+
+    def start(self) -> Self:
+        """Route D2's UPDATEs from the target's source address, then start both daemons."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self._route)
+            super().start()
+            self._cleanup = stack.pop_all()
+        return self
+
+    def stop(self) -> None:
+        """Stop both daemons, then restore the route."""
+        super().stop()
+        self._cleanup.close()

@@ -1,0 +1,253 @@
+"""Shared steps of the real-DHCP-server tests (Kea and dhcpd): rig, scenario, checks.
+
+A :class:`DhcpRig` (one per test module) is the DHCP network of the lab plus one
+proxy process. :meth:`DhcpRig.scenario` starts one DHCP server for one scenario with
+its own pool and work directory and stops it afterwards, so every scenario begins
+with fresh leases. :class:`Scenario` drives clients and checks each step twice:
+by querying BIND directly and by the proxy's per-request log lines
+(``event=forwarded-ok ... identity=DHCP1$``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import dns.message
+import dns.query
+import dns.reversename
+from proxy_process import ProxyProcess
+
+from lab import LabInfo, MitLab
+from lab.dhcp import DdnsTarget, DhcpClient, DhcpNetwork, DhcpScope, DhcpServer
+from lab.proxy_config import render_proxy_config
+
+FWD = "example.test."
+REV = "1.0.10.in-addr.arpa."
+STEP_TIMEOUT_S = 8.0
+POLL_S = 0.05
+_FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
+#: one pool of ten addresses per scenario, so no scenario meets another's PTR records
+_POOLS = itertools.cycle(range(100, 200, 10))
+
+T = TypeVar("T")
+
+
+def poll(check: Callable[[], T | None], what: str, timeout: float = STEP_TIMEOUT_S) -> T:
+    """Call ``check`` until it returns something other than None/False; fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(POLL_S)
+
+
+@dataclass(frozen=True, slots=True)
+class Records:
+    """What BIND holds for one client: A and DHCID at its name, PTR at its address."""
+
+    a: tuple[str, ...]
+    dhcid: tuple[str, ...]
+    ptr: tuple[str, ...]
+
+    @property
+    def empty(self) -> bool:
+        """No A, no DHCID, no PTR."""
+        return not (self.a or self.dhcid or self.ptr)
+
+
+def bind_lookup(lab: LabInfo, name: str, rdtype: str) -> tuple[str, ...]:
+    """BIND's own answer (the proxy is not involved)."""
+    reply = dns.query.udp(dns.message.make_query(name, rdtype), lab.dns_server_ip, timeout=2)
+    return tuple(sorted(rd.to_text() for rrset in reply.answer for rd in rrset))
+
+
+def bind_records(lab: LabInfo, fqdn: str, address: str) -> Records:
+    """The A/DHCID records of ``fqdn`` and the PTR of ``address``, from BIND."""
+    ptr = dns.reversename.from_address(address).to_text()
+    return Records(bind_lookup(lab, fqdn, "A"), bind_lookup(lab, fqdn, "DHCID"),
+                   bind_lookup(lab, ptr, "PTR"))
+
+
+def serials(lab: LabInfo) -> tuple[int, ...]:
+    """SOA serials of both zones, straight from BIND."""
+    out = []
+    for zone in (FWD, REV):
+        reply = dns.query.udp(dns.message.make_query(zone, "SOA"), lab.dns_server_ip, timeout=2)
+        out.append(reply.answer[0][0].serial)
+    return tuple(out)
+
+
+def request_events(log_text: str) -> list[dict[str, str]]:
+    """The proxy's per-request log lines as dicts (``event``, ``client``, ``identity``...)."""
+    return [
+        {k: v.strip('"') for k, v in _FIELD.findall(line.split("dnsupdate_proxy.request: ", 1)[1])}
+        for line in log_text.splitlines()
+        if "dnsupdate_proxy.request: " in line
+    ]
+
+
+class Scenario:
+    """One DHCP server with clients; every step checked in BIND and in the proxy log."""
+
+    def __init__(self, rig: DhcpRig, server: DhcpServer, workdir: Path) -> None:
+        self.rig = rig
+        self.lab = rig.info
+        self.server = server
+        self.workdir = workdir
+        self.clients: list[DhcpClient] = []
+
+    # ----- building blocks
+    def client(self, index: int, hostname: str) -> DhcpClient:
+        """A dhclient on client port ``index`` (1-based) asking for ``hostname``."""
+        client = DhcpClient(self.rig.network.ports[index - 1],
+                            self.workdir / f"client{len(self.clients) + 1}", hostname)
+        self.clients.append(client)
+        return client
+
+    def proxy_mark(self) -> int:
+        """Number of proxy request lines so far, for :meth:`proxy_events`."""
+        return len(request_events(self.rig.proxy.log_text()))
+
+    def proxy_events(self, mark: int, count: int = 0) -> list[dict[str, str]]:
+        """The proxy's request lines after ``mark``, once there are at least ``count``."""
+        def found() -> list[dict[str, str]] | None:
+            events = request_events(self.rig.proxy.log_text())[mark:]
+            return events if len(events) >= count else None
+        return poll(found, f"{count} proxy log lines") if count else found() or []
+
+    def records(self, client: DhcpClient, address: str) -> Records:
+        """BIND's records for ``client`` at ``address``."""
+        return bind_records(self.lab, client.fqdn, address)
+
+    def check_sender(self, events: list[dict[str, str]]) -> None:
+        """Every request came from the server's source address, signed with its key if any."""
+        target = self.server.target
+        for event in events:
+            assert event["client"].startswith(f"{target.source}#"), event
+            if target.key is not None:
+                assert event["key"] == f"{target.key.name}.", event
+
+    # ----- the steps of a lease's life
+    def grant(self, index: int, hostname: str) -> tuple[DhcpClient, str, Records]:
+        """Lease granted → A, DHCID and PTR in BIND; two requests forwarded (fwd + rev)."""
+        mark = self.proxy_mark()
+        client = self.client(index, hostname)
+        address = client.acquire()
+
+        def registered() -> Records | None:
+            found = self.records(client, address)
+            return found if found.a and found.dhcid and found.ptr else None
+
+        records = poll(registered, f"A, DHCID and PTR of {client.fqdn} in BIND")
+        assert records.a == (address,) and records.ptr == (client.fqdn,)
+        assert len(records.dhcid) == 1
+        events = self.proxy_events(mark, 2)
+        assert [e["event"] for e in events] == ["forwarded-ok"] * 2, events
+        assert {e["zone"] for e in events} == {FWD, REV}
+        self.check_sender(events)
+        return client, address, records
+
+    def renew(self, client: DhcpClient, address: str, records: Records) -> None:
+        """The client renews at T1: same address, records unchanged, no UPDATE sent."""
+        mark = self.proxy_mark()
+        client.wait_event("RENEW", STEP_TIMEOUT_S)
+        assert client.address() == address
+        assert self.records(client, address) == records
+        assert self.proxy_events(mark) == []
+
+    def conflict(self, index: int, owner: DhcpClient, address: str, records: Records,
+                 outcome: str) -> str:
+        """A second client asks for the owner's name: it gets a lease, DNS keeps the owner's.
+
+        Both servers try an add ("name must not exist" → YXDOMAIN), then a replace
+        guarded by their own DHCID (→ NXRRSET), then give up without a reverse update.
+        Waits until the server log matches ``outcome``; returns the server's log of this
+        step. The losing client is stopped without a release.
+        """
+        mark, log_mark = self.proxy_mark(), self.server.log_mark()
+        intruder = self.client(index, owner.hostname)
+        other = intruder.acquire()
+        text = self.server.wait_log(outcome, log_mark, STEP_TIMEOUT_S)
+        assert other != address
+        assert self.records(owner, address) == records
+        assert bind_lookup(self.lab, dns.reversename.from_address(other).to_text(), "PTR") == ()
+        events = self.proxy_events(mark, 2)
+        assert [(e["event"], e["rcode"]) for e in events] == [
+            ("upstream-rejected", "YXDOMAIN"), ("upstream-rejected", "NXRRSET")], events
+        self.check_sender(events)
+        intruder.stop()
+        return text
+
+    def release(self, client: DhcpClient, address: str) -> None:
+        """DHCPRELEASE → A, DHCID and PTR removed (three forwarded UPDATEs)."""
+        mark = self.proxy_mark()
+        client.release()
+        poll(lambda: self.records(client, address).empty, f"{client.fqdn} removed from BIND")
+        events = self.proxy_events(mark, 3)
+        assert [e["event"] for e in events] == ["forwarded-ok"] * 3, events
+        self.check_sender(events)
+
+    def refused(self, hostname: str, outcome: str, requests: int = 1,
+                index: int = 1) -> tuple[str, list[dict[str, str]]]:
+        """A lease is granted but DNS stays exactly as it was (no record, same serials).
+
+        The client uses port ``index``. Waits until the server log matches ``outcome`` and
+        the proxy logged ``requests`` lines; returns the server's log and the proxy's
+        request lines of this step.
+        """
+        before, mark, log_mark = serials(self.lab), self.proxy_mark(), self.server.log_mark()
+        client = self.client(index, hostname)
+        address = client.acquire()
+        text = self.server.wait_log(outcome, log_mark, STEP_TIMEOUT_S)
+        events = self.proxy_events(mark, requests)
+        assert self.records(client, address).empty
+        assert serials(self.lab) == before
+        client.stop()
+        return text, events
+
+
+class DhcpRig:
+    """The DHCP network of the lab and a proxy (module fixture); scenarios run on it."""
+
+    def __init__(self, mit_lab: MitLab, workdir: Path) -> None:
+        self.mit_lab = mit_lab
+        self.info = mit_lab.info
+        self.workdir = workdir
+        self.network = DhcpNetwork(mit_lab, workdir / "net")
+        config = workdir / "proxy.toml"
+        config.write_text(render_proxy_config(self.info))
+        self.proxy = ProxyProcess(config, self.info.proxy_ip)
+
+    @contextmanager
+    def running(self) -> Iterator[DhcpRig]:
+        """Network up and proxy started; both stopped on exit (by PID)."""
+        with ExitStack() as stack:
+            stack.enter_context(self.network)
+            self.proxy.start()
+            stack.callback(self.proxy.stop)
+            yield self
+
+    @contextmanager
+    def scenario(self, server_type: type[DhcpServer], target: DdnsTarget,
+                 label: str) -> Iterator[Scenario]:
+        """Start a ``server_type`` for ``target`` on a fresh pool; stop it and its clients."""
+        first = next(_POOLS)
+        scope = DhcpScope().with_pool(f"10.0.1.{first}", f"10.0.1.{first + 9}")
+        workdir = self.workdir / label
+        with server_type(self.mit_lab, workdir, scope, target) as server:
+            scenario = Scenario(self, server, workdir)
+            try:
+                yield scenario
+            finally:
+                for client in scenario.clients:
+                    client.stop()

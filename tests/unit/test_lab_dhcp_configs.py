@@ -1,0 +1,73 @@
+"""The lab's Kea and dhcpd configurations, rendered from one scope and one target per mode."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from lab.dhcp_config import DdnsTarget, DhcpScope
+from lab.dhcp_dhcpd import dhcpd_conf
+from lab.dhcp_kea import d2_config, dhcp4_config
+from lab.info import LabInfo
+from lab.proxy_config import key
+
+INFO = LabInfo.build(Path("/tmp/lab-unit"), holder_pid=1)
+WORK = Path("/tmp/lab-unit/dhcp")
+SCOPE = DhcpScope().with_pool("10.0.1.120", "10.0.1.129")
+
+
+def test_target_takes_the_senders_address_and_key() -> None:
+    member = DdnsTarget.proxy(INFO, "DHCP1$", "dhcp1-key")
+    outsider = DdnsTarget.proxy(INFO, "DHCP3$")
+    assert (member.server, member.source, member.key) == ("127.0.1.10", "127.0.3.1",
+                                                          key("dhcp1-key"))
+    assert (outsider.source, outsider.key) == ("127.0.3.3", None)
+
+
+def test_wrong_secret_differs_but_keeps_name_algorithm_and_length() -> None:
+    wrong = DdnsTarget.proxy(INFO, "DHCP1$", "dhcp1-key", wrong_secret=True).key
+    right = key("dhcp1-key")
+    assert wrong is not None
+    assert (wrong.name, wrong.algorithm) == (right.name, right.algorithm)
+    assert wrong.secret != right.secret
+    assert len(base64.b64decode(wrong.secret)) == len(base64.b64decode(right.secret))
+
+
+def test_kea_d2_signs_both_zones_only_when_the_target_has_a_key() -> None:
+    plain = d2_config(SCOPE, DdnsTarget.proxy(INFO), WORK)["DhcpDdns"]
+    signed = d2_config(SCOPE, DdnsTarget.proxy(INFO, key_name="dhcp1-key"), WORK)["DhcpDdns"]
+    zones = [(d["forward-ddns"]["ddns-domains"][0], d["reverse-ddns"]["ddns-domains"][0])
+             for d in (plain, signed)]
+    assert [z["name"] for z in zones[0]] == ["example.test.", "1.0.10.in-addr.arpa."]
+    assert all(z["dns-servers"] == [{"ip-address": "127.0.1.10", "port": 53}]
+               for pair in zones for z in pair)
+    assert plain["tsig-keys"] == [] and all("key-name" not in z for z in zones[0])
+    assert all(z["key-name"] == "dhcp1-key" for z in zones[1])
+    assert signed["tsig-keys"][0]["algorithm"] == "HMAC-SHA256"
+
+
+def test_kea_dhcp4_serves_the_scope_with_conflict_resolution() -> None:
+    d4 = dhcp4_config(SCOPE, WORK)["Dhcp4"]
+    assert d4["subnet4"][0]["pools"] == [{"pool": "10.0.1.120 - 10.0.1.129"}]
+    assert d4["interfaces-config"]["interfaces"] == ["dhcpbr0"]
+    assert (d4["valid-lifetime"], d4["renew-timer"]) == (SCOPE.lease_time, SCOPE.renew_time)
+    assert d4["ddns-use-conflict-resolution"] and not d4["ddns-update-on-renew"]
+    assert d4["lease-database"]["name"].startswith(str(WORK))
+
+
+def test_dhcpd_sends_from_the_source_address_and_signs_with_the_key() -> None:
+    plain = dhcpd_conf(SCOPE, DdnsTarget.proxy(INFO, "DHCP3$"))
+    signed = dhcpd_conf(SCOPE, DdnsTarget.proxy(INFO, key_name="dhcp1-key"))
+    assert "ddns-local-address4 127.0.3.3;" in plain and "key " not in plain
+    assert "zone example.test. { primary 127.0.1.10; }" in plain
+    assert "range 10.0.1.120 10.0.1.129;" in plain
+    assert "subnet 10.0.1.0 netmask 255.255.255.0" in plain
+    assert f'secret "{key("dhcp1-key").secret}"' in signed
+    assert 'zone 1.0.10.in-addr.arpa. { primary 127.0.1.10; key "dhcp1-key"; }' in signed
+
+
+def test_dhcpd_cannot_send_to_another_port() -> None:
+    with pytest.raises(ValueError, match="port 53"):
+        dhcpd_conf(SCOPE, DdnsTarget("127.0.1.10", "127.0.3.1", port=5353))
