@@ -1,0 +1,54 @@
+"""What the shared audit database code needs from a concrete database.
+
+A backend provides two :class:`Connection` handles — ``writer`` (used only by the
+audit writer task) and ``reader`` (queries from the HTTP API) — and ``locked()``,
+an exclusive transaction for migrations. Statements are passed with ``?``
+placeholders; a connection translates them to its driver's style.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from proxy.audit.query import Dialect
+
+Row = Sequence[Any]
+
+
+class Connection(Protocol):
+    """Runs statements; every call is its own transaction unless inside ``locked()``."""
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        ...
+
+    async def executemany(self, sql: str, rows: Sequence[Row]) -> None:
+        """Run one statement for every row, all in one transaction."""
+        ...
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a query; return its rows."""
+        ...
+
+
+class Backend(Protocol):
+    """A database holding the audit log."""
+
+    dialect: Dialect
+    writer: Connection
+    reader: Connection
+    where: str  # for messages: the file, or the DSN without its password
+
+    async def open(self) -> None:
+        """Connect (and for SQLite: create the file, switch it to WAL)."""
+        ...
+
+    def locked(self) -> AbstractAsyncContextManager[Connection]:
+        """An exclusive transaction (one proxy at a time migrates)."""
+        ...
+
+    async def close(self) -> None:
+        """Close every connection."""
+        ...

@@ -1,0 +1,86 @@
+"""The shared audit database: PostgreSQL through an asyncpg pool.
+
+Several proxies may write to one database; each row names its ``instance``.
+Migrations run under a transaction-scoped advisory lock so that proxies starting
+together do not race.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from proxy.audit.backend import Row
+from proxy.audit.query import POSTGRES
+
+#: pg_advisory_xact_lock key for schema migrations ("dnsaudit" in ASCII).
+MIGRATION_LOCK = 0x646E7361756469
+
+
+def without_password(dsn: str) -> str:
+    """``dsn`` with its password (if any) masked, for messages."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+class PostgresConnection:
+    """Statements with ``?`` placeholders, run on a pool or one pinned connection."""
+
+    def __init__(self, target: asyncpg.Pool | asyncpg.Connection) -> None:
+        self._target = target
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        status = await self._target.execute(POSTGRES.sql(sql), *params)
+        count = status.rsplit(" ", 1)[-1]
+        return int(count) if count.isdigit() else 0
+
+    async def executemany(self, sql: str, rows: Sequence[Row]) -> None:
+        """Run one statement for every row, in one transaction."""
+        await self._target.executemany(POSTGRES.sql(sql), rows)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a query; return its rows."""
+        return await self._target.fetch(POSTGRES.sql(sql), *params)
+
+
+class PostgresBackend:
+    """Audit log in PostgreSQL; see the module docstring."""
+
+    dialect = POSTGRES
+
+    def __init__(self, dsn: str, pool_size: int) -> None:
+        self.dsn = dsn
+        self.where = f"PostgreSQL {without_password(dsn)}"
+        self.pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self.writer: PostgresConnection
+        self.reader: PostgresConnection
+
+    async def open(self) -> None:
+        """Create the connection pool (fails if the server cannot be reached)."""
+        self._pool = await asyncpg.create_pool(
+            self.dsn, min_size=1, max_size=self.pool_size, command_timeout=60
+        )
+        self.writer = self.reader = PostgresConnection(self._pool)
+
+    @asynccontextmanager
+    async def locked(self) -> AsyncIterator[PostgresConnection]:
+        """A transaction holding the migration advisory lock."""
+        assert self._pool is not None, "open() first"
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            yield PostgresConnection(conn)
+
+    async def close(self) -> None:
+        """Close the pool (waits for queries in progress)."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

@@ -1,0 +1,136 @@
+"""RequestContext → audit row → API entry.
+
+The conversion is split at the hot path: :func:`snapshot` (called by
+``AuditStore.record`` on the event loop) only copies references into a tuple;
+:func:`to_row` (called off the loop, in the writer's thread) renders the update's
+operations and prerequisites and encodes JSON. :func:`to_entry` turns a stored row
+into the JSON-ready dict the HTTP API and pages show.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import dns.message
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.update
+
+from proxy.context import RequestContext
+
+#: Stored columns, in insert order (the table also has ``id``, assigned by the database).
+COLUMNS = (
+    "time", "instance", "client_address", "client_port", "transport", "message_id", "size",
+    "key_name", "identity", "groups", "zone", "names", "operations", "prerequisites",
+    "outcome", "reason", "detail", "upstream", "upstream_rcode", "rcode", "latency_ms",
+    "stages", "notes",
+)
+#: Columns holding JSON text.
+JSON_COLUMNS = frozenset({"groups", "operations", "prerequisites", "stages", "notes"})
+#: Columns the API shows (``names`` is an internal search column).
+ENTRY_FIELDS = ("id", *(c for c in COLUMNS if c != "names"))
+
+Snapshot = tuple[Any, ...]
+
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_type_text = functools.lru_cache(maxsize=512)(dns.rdatatype.to_text)
+_rcode_text = functools.lru_cache(maxsize=64)(dns.rcode.to_text)
+
+
+def snapshot(req: RequestContext) -> Snapshot:
+    """The request's audit data as a tuple of references (cheap: no copies, no formatting).
+
+    ``req`` is finished: nothing changes it once it is recorded.
+    """
+    return (
+        req.received_at, req.client, req.transport, req.request_id, len(req.wire),
+        req.tsig_key_name, req.identity, req.groups, req.zone, req.message,
+        req.outcome, req.reason, req.detail, req.upstream, req.upstream_rcode, req.rcode,
+        (time.perf_counter() - req.started) * 1000.0, req.stage_ms, req.notes,
+    )
+
+
+def to_row(snap: Snapshot, instance: str) -> tuple[Any, ...]:
+    """Render a :func:`snapshot` as a row in :data:`COLUMNS` order."""
+    (received_at, client, transport, message_id, size, key_name, identity, groups, zone,
+     message, outcome, reason, detail, upstream, upstream_rcode, rcode, latency_ms, stages,
+     notes) = snap
+    operations: list[dict[str, Any]] = []
+    prerequisites: list[dict[str, Any]] = []
+    if isinstance(message, dns.update.UpdateMessage):
+        try:
+            operations = [op for rrset in message.update for op in _operations(rrset)]
+            prerequisites = [p for rrset in message.prerequisite for p in _prerequisites(rrset)]
+        except Exception as exc:  # never lose the row for want of a rendering
+            operations, prerequisites = [], []
+            notes = [*notes, f"audit: update not rendered: {exc!r}"]
+    names = " ".join(dict.fromkeys(op["name"].lower() for op in operations))
+    return (
+        received_at, instance, client[0], client[1], transport, message_id, size,
+        key_name, identity, _json(list(groups)), zone.to_text().lower() if zone else None,
+        names, _json(operations), _json(prerequisites),
+        outcome.event if outcome is not None else None, reason, detail or None, upstream,
+        upstream_rcode, rcode, round(latency_ms, 3),
+        _json({k: round(v, 3) for k, v in stages.items()}), _json(list(notes)),
+    )
+
+
+
+
+def _update_class(rrset: dns.rrset.RRset) -> dns.rdataclass.RdataClass:
+    """The RR's class as sent: parsed messages keep NONE/ANY in ``deleting``."""
+    return rrset.deleting if rrset.deleting is not None else rrset.rdclass
+
+
+def _operations(rrset: dns.rrset.RRset) -> list[dict[str, Any]]:
+    """RFC 2136 §2.5: class NONE deletes an RR, class ANY an RRset (type ANY: the name)."""
+    name = rrset.name.to_text()
+    rdtype = _type_text(rrset.rdtype)
+    rdclass = _update_class(rrset)
+    if rdclass == dns.rdataclass.ANY:
+        action = "delete-name" if rrset.rdtype == dns.rdatatype.ANY else "delete-rrset"
+        return [{"action": action, "name": name, "type": rdtype, "ttl": None, "data": None}]
+    if rdclass == dns.rdataclass.NONE:
+        return [{"action": "delete", "name": name, "type": rdtype, "ttl": None,
+                 "data": rd.to_text()} for rd in rrset]
+    return [{"action": "add", "name": name, "type": rdtype, "ttl": rrset.ttl,
+             "data": rd.to_text()} for rd in rrset]
+
+
+def _prerequisites(rrset: dns.rrset.RRset) -> list[dict[str, Any]]:
+    """RFC 2136 §2.4: ANY/NONE with type ANY test the name, with a type the RRset."""
+    name = rrset.name.to_text()
+    rdtype = _type_text(rrset.rdtype)
+    any_type = rrset.rdtype == dns.rdatatype.ANY
+    rdclass = _update_class(rrset)
+    if rdclass == dns.rdataclass.ANY:
+        condition = "name-in-use" if any_type else "rrset-exists"
+    elif rdclass == dns.rdataclass.NONE:
+        condition = "name-not-in-use" if any_type else "rrset-not-exists"
+    else:
+        return [{"condition": "rrset-equals", "name": name, "type": rdtype,
+                 "data": rd.to_text()} for rd in rrset]
+    return [{"condition": condition, "name": name, "type": rdtype, "data": None}]
+
+
+def to_entry(row: Sequence[Any]) -> dict[str, Any]:
+    """A stored row (``id`` + :data:`COLUMNS`) as the API's JSON object."""
+    entry: dict[str, Any] = {}
+    for column, value in zip(("id", *COLUMNS), row, strict=True):
+        if column == "names":
+            continue
+        if column in JSON_COLUMNS:
+            value = json.loads(value) if value is not None else None
+        elif column == "time":
+            value = datetime.fromtimestamp(value, UTC).isoformat(timespec="microseconds")
+        elif column in ("rcode", "upstream_rcode") and value is not None:
+            value = _rcode_text(value)
+        entry[column] = value
+    return entry

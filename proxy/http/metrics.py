@@ -1,0 +1,139 @@
+"""Prometheus metrics of one proxy instance (``/metrics``).
+
+The proxy calls :meth:`Metrics.observe` for every finished request (requests by
+outcome, total and per-stage latency, upstream rcodes, rcodes sent) and
+:meth:`Metrics.negotiation` / :meth:`Metrics.directory_lookup` from the Kerberos
+and directory code. State that lives elsewhere (context pools, caches, the audit
+queue) is read at scrape time through callbacks (:meth:`Metrics.gauge`,
+:meth:`Metrics.track_audit`). Every ``Metrics`` has its own registry.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import dns.rcode
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from proxy.audit.store import AuditStore
+from proxy.context import RequestContext
+
+NAMESPACE = "dnsproxy"
+#: Seconds; a request should end within ~0.4 s (the DHCP servers' retry timer).
+BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2,
+           0.4, 1.0, 2.5)
+
+_rcode_text = functools.lru_cache(maxsize=64)(dns.rcode.to_text)
+
+#: A callback's values: one number, or numbers by label values (in ``labelnames`` order).
+Values = float | Mapping[tuple[str, ...], float]
+
+
+class _CallbackCollector(Collector):
+    """One gauge or counter whose values a callback returns at scrape time."""
+
+    def __init__(self, kind: str, name: str, doc: str, labelnames: tuple[str, ...],
+                 fn: Callable[[], Values]) -> None:
+        self.family = GaugeMetricFamily if kind == "gauge" else CounterMetricFamily
+        self.name, self.doc, self.labelnames, self.fn = name, doc, labelnames, fn
+
+    def collect(self) -> Iterator[Metric]:
+        family = self.family(self.name, self.doc, labels=self.labelnames)
+        values = self.fn()
+        items = values.items() if isinstance(values, Mapping) else [((), values)]
+        for labels, value in items:
+            family.add_metric(list(labels), value)
+        yield family
+
+
+class Metrics:
+    """The metric set of one proxy; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        reg, ns = self.registry, NAMESPACE
+        self.requests = Counter("requests", "Requests by outcome (event id).", ["outcome"],
+                                namespace=ns, registry=reg)
+        self.latency = Histogram("request_seconds", "Time from receipt to reply.",
+                                 namespace=ns, registry=reg, buckets=BUCKETS)
+        self.stage_latency = Histogram("stage_seconds", "Time spent in each pipeline stage.",
+                                       ["stage"], namespace=ns, registry=reg, buckets=BUCKETS)
+        self.upstream_rcodes = Counter("upstream_rcodes", "Upstream replies by rcode.",
+                                       ["upstream", "rcode"], namespace=ns, registry=reg)
+        self.responses = Counter("responses", "Replies sent to clients by rcode ('none': "
+                                 "no reply).", ["rcode"], namespace=ns, registry=reg)
+        self.negotiations = Counter("context_negotiations", "GSS-TSIG context negotiations "
+                                    "by result (ok, failed).", ["upstream", "result"],
+                                    namespace=ns, registry=reg)
+        self.directory = Counter("directory_cache_lookups", "Directory cache lookups by result "
+                                 "(hit, miss, stale, negative).", ["result"],
+                                 namespace=ns, registry=reg)
+        self._children: dict[tuple[Any, ...], Any] = {}
+        self._audit_tracked = False
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached (``labels()`` takes a lock and allocates)."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    # ----- called by the proxy -----
+    def observe(self, req: RequestContext) -> None:
+        """Count a finished request (an observer of the request handler)."""
+        outcome = req.outcome.event if req.outcome is not None else "unknown"
+        self._child(self.requests, outcome).inc()
+        self.latency.observe(req.elapsed_ms() / 1000.0)
+        for stage, ms in req.stage_ms.items():
+            self._child(self.stage_latency, stage).observe(ms / 1000.0)
+        if req.upstream_rcode is not None:
+            self._child(self.upstream_rcodes, req.upstream or "",
+                        _rcode_text(req.upstream_rcode)).inc()
+        rcode = _rcode_text(req.rcode) if req.rcode is not None else "none"
+        self._child(self.responses, rcode).inc()
+
+    def negotiation(self, upstream: str, ok: bool) -> None:
+        """Count one security-context negotiation with ``upstream``."""
+        self._child(self.negotiations, upstream, "ok" if ok else "failed").inc()
+
+    def directory_lookup(self, result: str) -> None:
+        """Count one directory cache lookup: 'hit', 'miss', 'stale' or 'negative'."""
+        self._child(self.directory, result).inc()
+
+    def gauge(self, name: str, doc: str, fn: Callable[[], Values],
+              labelnames: tuple[str, ...] = ()) -> None:
+        """Export ``dnsproxy_<name>`` with the values ``fn()`` returns at scrape time,
+        e.g. ``gauge("context_pool", "Contexts by state.", pool_states, ("upstream",
+        "state"))`` where ``pool_states()`` returns ``{("ns1", "usable"): 7, ...}``."""
+        self.registry.register(_CallbackCollector("gauge", f"{NAMESPACE}_{name}", doc,
+                                                  labelnames, fn))
+
+    def counter(self, name: str, doc: str, fn: Callable[[], Values],
+                labelnames: tuple[str, ...] = ()) -> None:
+        """Like :meth:`gauge`, for a total kept elsewhere (``dnsproxy_<name>_total``)."""
+        self.registry.register(_CallbackCollector("counter", f"{NAMESPACE}_{name}", doc,
+                                                  labelnames, fn))
+
+    def track_audit(self, store: AuditStore) -> None:
+        """Export an :class:`~proxy.audit.store.AuditStore`'s queue and write counters."""
+        if self._audit_tracked:
+            return
+        self._audit_tracked = True
+        self.gauge("audit_queue_rows", "Audit rows waiting to be written.",
+                   lambda: len(store.queue))
+        self.counter("audit_written_rows", "Audit rows written.", lambda: store.written)
+        self.counter("audit_dropped_rows", "Audit rows lost, by reason: queue-full (dropped "
+                     "on arrival) or not-written (given up at shutdown, or not renderable).",
+                     lambda: {("queue-full",): store.queue.dropped,
+                              ("not-written",): store.lost}, ("reason",))
+        self.counter("audit_write_failures", "Failed audit insert attempts (retried).",
+                     lambda: store.write_failures)
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text format."""
+        return generate_latest(self.registry)

@@ -1,0 +1,110 @@
+"""Query-string parameters of the audit pages and API: filters, cursors, page size.
+
+Every problem becomes :class:`BadQuery` with one sentence naming the parameter.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from multidict import MultiMapping
+
+from proxy.audit.query import AuditFilter, Cursor
+from proxy.outcome import Outcome
+
+FILTER_KEYS = ("since", "until", "client", "identity", "name", "zone", "outcome")
+EVENTS = tuple(o.event for o in Outcome)
+MAX_LIMIT = 1000
+
+
+class BadQuery(ValueError):
+    """A query-string parameter is invalid (the message says which and why)."""
+
+
+def parse_time(key: str, text: str) -> float:
+    """Epoch seconds, or ISO 8601 (``2024-05-01T10:00``, ``...Z``); no zone means UTC."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadQuery(f"{key}: {text!r} is neither an ISO 8601 time nor epoch seconds") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def parse_filter(query: MultiMapping[str]) -> AuditFilter:
+    """The :class:`AuditFilter` of a query string (empty values are ignored)."""
+    values = {k: query.get(k, "").strip() for k in FILTER_KEYS}
+    outcomes = tuple(o.strip() for v in query.getall("outcome", []) for o in v.split(",")
+                     if o.strip())
+    unknown = [o for o in outcomes if o not in EVENTS]
+    if unknown:
+        raise BadQuery(f"outcome: unknown {', '.join(map(repr, unknown))}; "
+                       f"known: {', '.join(EVENTS)}")
+    if values["client"]:
+        try:
+            ipaddress.ip_address(values["client"])
+        except ValueError:
+            raise BadQuery(f"client: {values['client']!r} is not an IP address") from None
+    return AuditFilter(
+        since=parse_time("since", values["since"]) if values["since"] else None,
+        until=parse_time("until", values["until"]) if values["until"] else None,
+        client=values["client"] or None,
+        identity=values["identity"] or None,
+        name=values["name"] or None,
+        zone=values["zone"] or None,
+        outcomes=outcomes,
+    )
+
+
+def parse_int(query: Mapping[str, str], key: str, default: int | None, low: int,
+              high: int | None = None) -> int | None:
+    """Integer parameter ``key`` within ``[low, high]``, or ``default`` when absent."""
+    text = query.get(key, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadQuery(f"{key}: {text!r} is not a whole number") from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise BadQuery(f"{key}: must be {bound}, not {value}")
+    return value
+
+
+def parse_cursors(query: Mapping[str, str]) -> tuple[Cursor | None, Cursor | None]:
+    """``(before, after)``: page older than ``before`` or newer than ``after``."""
+    cursors: list[Cursor | None] = []
+    for key in ("before", "after"):
+        text = query.get(key, "").strip()
+        try:
+            cursors.append(Cursor.decode(text) if text else None)
+        except ValueError:
+            raise BadQuery(f"{key}: {text!r} is not a cursor from a previous page") from None
+    if cursors[0] and cursors[1]:
+        raise BadQuery("before, after: give one of them, not both")
+    return cursors[0], cursors[1]
+
+
+def filter_params(query: MultiMapping[str]) -> dict[str, str]:
+    """The non-empty filter parameters of ``query`` (to carry into links)."""
+    params = {k: v for k in FILTER_KEYS if (v := query.get(k, "").strip())}
+    outcomes = ",".join(v.strip() for v in query.getall("outcome", []) if v.strip())
+    if outcomes:
+        params["outcome"] = outcomes
+    return params
+
+
+def link(path: str, params: Mapping[str, Any]) -> str:
+    """``path?params`` (without empty values)."""
+    text = urlencode({k: v for k, v in params.items() if v not in (None, "")})
+    return f"{path}?{text}" if text else path

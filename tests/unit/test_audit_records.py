@@ -1,0 +1,108 @@
+"""RequestContext → audit row → entry, on real DHCP-server packets."""
+
+from __future__ import annotations
+
+import dns.message
+import dns.name
+import dns.rcode
+import pytest
+
+from proxy.audit.records import COLUMNS, ENTRY_FIELDS, snapshot, to_entry, to_row
+from proxy.context import RequestContext
+from proxy.outcome import Outcome
+from tests.fixtures import packet
+
+DHCID = "AAABkaovAfmc8uWao11aK+qcshYvnQGS vqfQVRvk7620kdE="
+
+
+def request(fixture: str | None, wire: bytes = b"") -> RequestContext:
+    """A finished request for a captured packet (None: an unparsable one)."""
+    req = RequestContext(packet(fixture) if fixture else wire, ("10.0.0.5", 40000), "udp")
+    if fixture:
+        req.message = dns.message.from_wire(req.wire, keyring=False)
+        req.zone = req.message.zone[0].name
+    req.outcome, req.rcode = Outcome.FORWARDED_OK, dns.rcode.NOERROR
+    return req
+
+
+def entry(req: RequestContext) -> dict:
+    """The entry the API would show for ``req`` (id 1)."""
+    return to_entry((1, *to_row(snapshot(req), "proxy-a")))
+
+
+@pytest.mark.parametrize(("fixture", "operations", "prerequisites"), [
+    ("kea-add-forward.bin",
+     [{"action": "add", "name": "labhost1.example.test.", "type": "A", "ttl": 600,
+       "data": "10.0.1.100"},
+      {"action": "add", "name": "labhost1.example.test.", "type": "DHCID", "ttl": 600,
+       "data": DHCID}],
+     [{"condition": "name-not-in-use", "name": "labhost1.example.test.", "type": "ANY",
+       "data": None}]),
+    ("kea-remove-forward-addr.bin",
+     [{"action": "delete", "name": "labhost1.example.test.", "type": "A", "ttl": None,
+       "data": "10.0.1.100"}],
+     [{"condition": "rrset-equals", "name": "labhost1.example.test.", "type": "DHCID",
+       "data": DHCID}]),
+    ("kea-remove-forward-rrs.bin",
+     [{"action": "delete-name", "name": "labhost1.example.test.", "type": "ANY", "ttl": None,
+       "data": None}],
+     [{"condition": "rrset-equals", "name": "labhost1.example.test.", "type": "DHCID",
+       "data": DHCID},
+      {"condition": "rrset-not-exists", "name": "labhost1.example.test.", "type": "A",
+       "data": None},
+      {"condition": "rrset-not-exists", "name": "labhost1.example.test.", "type": "AAAA",
+       "data": None}]),
+    ("dhcpd-remove-reverse.bin",
+     [{"action": "delete-rrset", "name": "100.1.0.10.in-addr.arpa.", "type": "PTR",
+       "ttl": None, "data": None}],
+     []),
+])
+def test_operations_and_prerequisites_of_real_packets(
+    fixture: str, operations: list, prerequisites: list
+) -> None:
+    got = entry(request(fixture))
+    assert got["operations"] == operations
+    assert got["prerequisites"] == prerequisites
+
+
+def test_replace_keeps_delete_then_add() -> None:
+    got = entry(request("dhcpd-conflict-replace-forward.bin"))
+    assert [(o["action"], o["type"], o["data"]) for o in got["operations"]] == [
+        ("delete-rrset", "A", None), ("add", "A", "10.0.1.103")]
+
+
+def test_names_column_lists_each_updated_name_once_in_lower_case() -> None:
+    req = request("kea-add-forward.bin")
+    row = dict(zip(COLUMNS, to_row(snapshot(req), "proxy-a"), strict=True))
+    assert row["names"] == "labhost1.example.test."
+    assert row["zone"] == "example.test."
+
+
+def test_malformed_request_keeps_a_row_without_update() -> None:
+    req = request(None, wire=b"\x12\x34\x28")
+    req.outcome, req.rcode, req.detail = Outcome.DROPPED, None, "3 bytes: too short"
+    got = entry(req)
+    assert got["operations"] == [] and got["prerequisites"] == []
+    assert got["zone"] is None and got["rcode"] is None and got["size"] == 3
+    assert got["outcome"] == "dropped" and got["detail"] == "3 bytes: too short"
+
+
+def test_a_request_without_outcome_is_still_stored() -> None:
+    req = request("kea-add-forward.bin")
+    req.outcome = None
+    assert entry(req)["outcome"] is None
+
+
+def test_an_update_that_cannot_be_rendered_keeps_its_row_with_a_note() -> None:
+    req = request("kea-add-forward.bin")
+    req.message.update[0].name = "not a dns.name.Name"  # type: ignore[assignment,union-attr]
+    got = entry(req)
+    assert got["operations"] == []
+    assert got["notes"][-1].startswith("audit: update not rendered:")
+
+
+def test_entry_fields_are_the_columns_but_names() -> None:
+    got = entry(request("kea-add-forward.bin"))
+    assert tuple(got) == ENTRY_FIELDS
+    assert "names" not in got
+    assert got["time"].endswith("+00:00")
