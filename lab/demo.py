@@ -1,18 +1,17 @@
-"""``make demo``: the lab, the proxy, and DHCP clients registered in DNS through it.
+"""``make demo``: the lab, the proxy, and a real DHCP server registering clients through it.
 
 Brings the lab up in DIR (replacing a previous demo there), starts
-``dnsupdate-proxy serve`` inside the lab namespace with the lab's ``proxy.toml``,
-registers a few clients the way a DHCP server does (forward A + DHCID guarded by a
-"name is free" prerequisite, then the reverse PTR), shows them with queries straight
-to BIND and the proxy's log lines, then waits for Ctrl-C (``--once``: exits) and tears
-everything down.
+``dnsupdate-proxy serve`` inside the lab namespace with the lab's ``proxy.toml``, then
+Kea (kea-dhcp4 + kea-dhcp-ddns, computer account DHCP1$, a member of DnsUpdateProxy)
+serving a few dhclients in their own namespaces. Their names are shown with queries
+straight to BIND and with the proxy's log lines; then the demo waits for Ctrl-C
+(``--once``: exits), releases the leases (Kea removes the names through the proxy) and
+tears everything down.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -20,37 +19,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from lab.dhcp import run_kea_clients
 from lab.info import LabInfo
 from lab.mit import MitLab
-from lab.proxy_config import SENDERS
-
-DHCP_SERVER = SENDERS[0]  # DHCP1$, a direct member of DnsUpdateProxy
-
-
-def dhcid_for(mac: bytes, fqdn: str) -> str:
-    """RFC 4701 DHCID (identifier type 0x0000: hardware address), as Kea/dhcpd compute it."""
-    wire = b"".join(bytes([len(p)]) + p.encode() for p in fqdn.rstrip(".").split(".")) + b"\0"
-    digest = hashlib.sha256(b"\x01" + mac + wire).digest()
-    return base64.b64encode(b"\x00\x00\x01" + digest).decode()
-
-
-def register(lab: MitLab, info: LabInfo, index: int) -> str:
-    """Register client ``index`` through the proxy, as a DHCP server would; return its name."""
-    zone, rev = info.zones[0], info.zones[1]
-    name = f"demo-client{index}.{zone}."
-    address = f"10.0.1.{100 + index}"
-    mac = bytes([2, 0, 0, 0, 0x10, index])
-    script = (
-        f"server {info.proxy_ip} 53\nlocal {DHCP_SERVER.address}\nzone {zone}\n"
-        f"prereq nxdomain {name}\nupdate add {name} 300 A {address}\n"
-        f"update add {name} 300 DHCID {dhcid_for(mac, name)}\nsend\n"
-        f"zone {rev}\nupdate delete {100 + index}.{rev}. PTR\n"
-        f"update add {100 + index}.{rev}. 300 PTR {name}\nsend\n"
-    )
-    result = lab.run(["nsupdate"], input=script, check=False)
-    status = "registered" if result.returncode == 0 else f"FAILED: {result.stderr.strip()}"
-    print(f"  {name:<32} {address:<12} {status}")
-    return name
 
 
 def start_proxy(lab: MitLab, info: LabInfo) -> subprocess.Popen[bytes]:
@@ -74,8 +45,16 @@ def show(lab: MitLab, info: LabInfo, names: Sequence[str]) -> None:
     """What BIND now holds, and what the proxy logged."""
     print(f"\nBIND ({info.dns_server_ip}) answers, queried directly:")
     for name in names:
-        answer = lab.run(["dig", "+short", f"@{info.dns_server_ip}", name, "A"], check=False)
-        print(f"  {name:<32} A {answer.stdout.strip() or '(none)'}")
+        for rdtype in ("A", "DHCID"):
+            answer = lab.run(["dig", "+short", f"@{info.dns_server_ip}", name, rdtype],
+                             check=False)
+            print(f"  {name:<28} {rdtype:<6} {answer.stdout.strip() or '(none)'}")
+        address = lab.run(["dig", "+short", f"@{info.dns_server_ip}", name, "A"],
+                          check=False).stdout.strip()
+        if address:
+            ptr = lab.run(["dig", "+short", f"@{info.dns_server_ip}", "-x", address],
+                          check=False).stdout.strip()
+            print(f"  {address:<28} PTR    {ptr or '(none)'}")
     print("\nproxy log (one line per request):")
     for line in (info.dir / "logs" / "proxy.log").read_text().splitlines():
         if "event=" in line:
@@ -99,14 +78,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         proxy = start_proxy(lab, info)
         print(f"proxy listening on {info.proxy_ip}:53, forwarding to BIND as "
-              f"{info.service_account} (GSS-TSIG)\n\nDHCP server {DHCP_SERVER.account} "
-              f"({DHCP_SERVER.address}) registers its clients through the proxy:")
-        names = [register(lab, info, i) for i in range(1, args.clients + 1)]
-        show(lab, info, names)
-        if not args.once:
-            print("\nCtrl-C tears everything down.")
-            while proxy.poll() is None:
-                time.sleep(0.5)
+              f"{info.service_account} (GSS-TSIG)\n\nKea (DHCP1$, member of DnsUpdateProxy) "
+              f"serves {args.clients} DHCP clients; kea-dhcp-ddns sends their names to the proxy:")
+        with run_kea_clients(lab, args.clients) as kea:
+            for r in kea.registrations:
+                print(f"  {r.fqdn:<28} {r.address:<12} "
+                      f"{'registered' if r.registered else 'NOT registered'}")
+            show(lab, info, [r.fqdn for r in kea.registrations])
+            if not args.once:
+                print("\nCtrl-C releases the leases and tears everything down.")
+                while proxy.poll() is None:
+                    time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
