@@ -78,7 +78,7 @@ class AuditDatabase:
         if after is not None:
             rows.reverse()
             newer = _cursor(rows[0]) if more else None
-            older = _cursor(rows[-1]) if rows else after
+            older = _cursor(rows[-1]) if rows else None
         else:
             older = _cursor(rows[-1]) if more else None
             newer = _cursor(rows[0]) if before is not None and rows else None

@@ -110,6 +110,8 @@ class Access:
         elif scheme == "negotiate" and self.negotiator is not None:
             try:
                 token = base64.b64decode(credentials.strip(), validate=True)
+                if not token:
+                    raise NegotiateError("the Authorization header carries no token")
                 principal, reply = await asyncio.to_thread(self.negotiator.accept, token)
             except (binascii.Error, NegotiateError) as exc:
                 log.info("HTTP %s %s from %s: Kerberos login failed: %s", request.method,
