@@ -1,0 +1,105 @@
+"""The policy engine: may this sender make this update?
+
+Contract: :meth:`PolicyEngine.evaluate` takes a parsed UPDATE (and its wire), the
+sender's identity and the authorized groups it is in, and returns None (allowed) or
+the first :class:`~acl.policy.rules.Violation`. Order: rate limit (every request
+takes a token), protected names and types, then the sender's profiles — the update
+is allowed when any one of them allows it; otherwise the first profile's refusal
+is reported.
+
+Profiles: built-in defaults ← ``[policy.default]`` ← each of the sender's groups
+that has a ``[policy.groups.*]`` table (none: just the default) ← the sender's
+``[policy.identities.*]`` table. Compiled profiles are cached per (identity, groups).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import dns.update
+
+from acl.policy import rules
+from acl.policy.config import PolicyConfig, ProfileOverrides
+from acl.policy.digest import digest
+from acl.policy.names import labels_from_text
+from acl.policy.profile import CompiledProfile
+from acl.policy.protected import DomainControllerNames, ProtectedNames
+from acl.policy.ratelimit import RateLimiter
+from acl.policy.rules import Violation
+
+_CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class SenderPolicy:
+    """A sender's compiled profiles and its token bucket (the most generous profile's)."""
+
+    profiles: tuple[CompiledProfile, ...]
+    rate: float
+    burst: int
+
+
+class PolicyEngine:
+    """See the module docstring. ``zones``: the zones the proxy relays (a profile
+    without ``zones`` may update all of them); ``dcs``: the domain controllers'
+    names (default: the static ``protected.domain_controllers`` list)."""
+
+    def __init__(self, config: PolicyConfig, zones: Iterable[str],
+                 dcs: DomainControllerNames | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.zones = tuple(labels_from_text(z) for z in zones)
+        if dcs is None:
+            dcs = DomainControllerNames(config.protected.domain_controllers)
+        self.dcs = dcs
+        self.protected = ProtectedNames(config.protected, self.dcs)
+        self.limiter = RateLimiter(clock)
+        self._groups = {k.casefold(): v for k, v in config.groups.items()}
+        self._identities = {k.casefold(): v for k, v in config.identities.items()}
+        self._senders: dict[tuple[str, tuple[str, ...]], SenderPolicy] = {}
+
+    def evaluate(self, message: dns.update.UpdateMessage, wire: bytes, identity: str | None,
+                 groups: tuple[str, ...] = (), *, signed: bool = False) -> Violation | None:
+        """None if ``identity`` (member of ``groups``) may send ``message``, else why not."""
+        who = identity or ""
+        sender = self.sender(who, groups)
+        if not self.limiter.allow(who.casefold(), sender.rate, sender.burst):
+            return Violation(rules.RATE_EXCEEDED,
+                             f"more than {sender.rate:g} updates per second (burst "
+                             f"{sender.burst}) from {who or 'this sender'}; slow down or "
+                             "raise rate/burst")
+        update = digest(message, wire)
+        found = self.protected.check(update)
+        if found is not None:
+            return found
+        first: Violation | None = None
+        for profile in sender.profiles:
+            found = profile.check(update, signed)
+            if found is None:
+                return None
+            first = first or found
+        return first
+
+    def sender(self, identity: str, groups: tuple[str, ...]) -> SenderPolicy:
+        """The compiled policy of ``identity`` as a member of ``groups`` (cached)."""
+        key = (identity.casefold(), groups)
+        found = self._senders.get(key)
+        if found is None:
+            if len(self._senders) >= _CACHE_LIMIT:
+                self._senders.clear()
+            found = self._senders[key] = self._compile(*key)
+        return found
+
+    def _compile(self, identity: str, groups: tuple[str, ...]) -> SenderPolicy:
+        default = self.config.default
+        layers = [o for g in groups if (o := self._groups.get(g.casefold())) is not None]
+        bases = [o.over(default) for o in layers] or [default]
+        mine: ProfileOverrides | None = self._identities.get(identity)
+        if mine is not None:
+            bases = [mine.over(b) for b in bases]
+        profiles = tuple(CompiledProfile(b, self.zones, self.protected) for b in bases)
+        unlimited = any(p.rate <= 0 for p in profiles)
+        return SenderPolicy(profiles, 0.0 if unlimited else max(p.rate for p in profiles),
+                            max(p.burst for p in profiles))

@@ -1,0 +1,54 @@
+"""Forward-name ownership (RFC 4701/4703 conflict resolution), checked per name.
+
+A forward name belongs to the client whose DHCID (dhcpd "interim" style: TXT) it
+carries. An update may change a forward name only when the server will apply it
+solely if the sender owns the name, i.e. when its prerequisites on that name say
+
+* "name is not in use" (NONE ANY): nothing is there to overwrite, or
+* "the owner record is exactly this" (value-dependent DHCID/TXT): the sender owns it.
+
+One more form is accepted because dhcpd sends it on release: deleting only the
+owner record itself (class NONE) guarded by "no A" and "no AAAA" — a name without
+addresses loses its owner tag, nothing else can go. Reverse names are not checked
+here (RFC 4703 §5.5: last writer wins); address ranges constrain them instead.
+"""
+
+from __future__ import annotations
+
+import dns.rdataclass
+import dns.rdatatype
+
+from acl.policy import rules
+from acl.policy.digest import Guards, NameChange
+from acl.policy.names import text_of
+from acl.policy.rules import Violation
+
+_NO_GUARDS = Guards()
+_ADDRESS_TYPES = frozenset((dns.rdatatype.A, dns.rdatatype.AAAA))
+
+
+def ownership_violation(change: NameChange, guards: Guards | None,
+                        owner_type: int) -> Violation | None:
+    """Why ``change`` (a forward name) could take another client's name, or None."""
+    g = guards or _NO_GUARDS
+    if g.absent or owner_type in g.matched:
+        return None
+    if not change.adds and _is_owner_cleanup(change, g, owner_type):
+        return None
+    owner = dns.rdatatype.to_text(owner_type)
+    name = text_of(change.labels)
+    if change.adds:
+        return Violation(rules.UNGUARDED_ADD,
+                         f"adding to {name} needs the prerequisite that the name does not "
+                         f"exist or that its {owner} record is the sender's; without it "
+                         "another client's records could be overwritten")
+    return Violation(rules.UNGUARDED_DELETE,
+                     f"deleting at {name} needs the name's {owner} record as prerequisite; "
+                     "without it another client's records could be removed")
+
+
+def _is_owner_cleanup(change: NameChange, guards: Guards, owner_type: int) -> bool:
+    return guards.missing >= _ADDRESS_TYPES and all(
+        rrset.deleting == dns.rdataclass.NONE and rrset.rdtype == owner_type
+        for rrset in change.deletes
+    )

@@ -1,0 +1,153 @@
+"""One sender profile, compiled: the zone, name, type, TTL, size, reverse and
+ownership rules of :class:`~acl.policy.config.Profile`, checked against a digest.
+
+Contract: :meth:`CompiledProfile.check` returns the first violated rule (in the
+order of the docstring of that method) or None. Protected names are checked by the
+engine before any profile, except for PTR targets, which are checked here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from itertools import chain
+
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+
+from acl.policy import rules
+from acl.policy.config import Profile
+from acl.policy.digest import NameChange, UpdateDigest
+from acl.policy.names import (
+    Labels,
+    Ranges,
+    is_at_or_below,
+    is_reverse,
+    labels_from_text,
+    labels_of,
+    reverse_address,
+    text_of,
+)
+from acl.policy.ownership import ownership_violation
+from acl.policy.protected import ProtectedNames
+from acl.policy.rules import Violation
+
+_OWNER_TYPES = {"dhcid": dns.rdatatype.DHCID, "txt": dns.rdatatype.TXT, "off": None}
+
+
+class CompiledProfile:
+    """A :class:`Profile` ready for the hot path (sets, label tuples, one regex)."""
+
+    def __init__(self, profile: Profile, served_zones: Sequence[Labels],
+                 protected: ProtectedNames) -> None:
+        own = tuple(labels_from_text(z) for z in profile.zones)
+        self.zones: frozenset[Labels] | None = frozenset(own) if own else None
+        self.forward_zones = tuple(z for z in (own or served_zones) if not is_reverse(z))
+        self.suffixes = tuple(labels_from_text(s) for s in profile.name_suffixes)
+        self.pattern = (re.compile("|".join(f"(?:{p})" for p in profile.name_patterns))
+                        if profile.name_patterns else None)
+        self.types = frozenset(dns.rdatatype.from_text(t) for t in profile.types)
+        self.max_ttl = profile.max_ttl
+        self.max_records = profile.max_records
+        self.allow_rrset_delete = profile.allow_rrset_delete
+        self.ranges = Ranges.parse(profile.reverse_ranges)
+        self.owner_type = _OWNER_TYPES[profile.ownership]
+        self.require_tsig = profile.require_tsig
+        self.rate = profile.rate
+        self.burst = profile.burst
+        self.protected = protected
+
+    def check(self, update: UpdateDigest, signed: bool) -> Violation | None:
+        """Rules in order: TSIG, zone, record count, TTL, then per name: in zone,
+        types, whole-RRset deletes, reverse ranges and PTR targets or forward name
+        rules and ownership."""
+        if self.require_tsig and not signed:
+            return Violation(rules.TSIG_REQUIRED,
+                             "this sender must sign its updates with its TSIG key")
+        if self.zones is not None and update.zone not in self.zones:
+            return Violation(rules.ZONE_NOT_ALLOWED,
+                             f"zone {text_of(update.zone)} is not among this sender's zones")
+        if update.record_count > self.max_records:
+            return Violation(rules.TOO_MANY_RECORDS,
+                             f"{update.record_count} update records, more than the "
+                             f"maximum {self.max_records} per UPDATE")
+        if update.max_ttl is not None and update.max_ttl[0] > self.max_ttl:
+            ttl, rdtype = update.max_ttl
+            return Violation(rules.TTL_TOO_LONG,
+                             f"an added {dns.rdatatype.to_text(rdtype)} record has TTL {ttl}, "
+                             f"above the maximum {self.max_ttl}; lower the DHCP server's DNS "
+                             "TTL or raise max_ttl")
+        for labels, change in update.changes.items():
+            found = self._check_name(update, labels, change)
+            if found is not None:
+                return found
+        return None
+
+    def _check_name(self, update: UpdateDigest, labels: Labels,
+                    change: NameChange) -> Violation | None:
+        if not is_at_or_below(labels, update.zone):
+            return Violation(rules.NAME_OUTSIDE_ZONE,
+                             f"{text_of(labels)} is not in zone {text_of(update.zone)}")
+        for rrset in chain(change.adds, change.deletes):
+            rdtype, deleting = rrset.rdtype, rrset.deleting
+            whole_name = rdtype == dns.rdatatype.ANY and deleting == dns.rdataclass.ANY
+            if rdtype not in self.types and not whole_name:
+                kind = dns.rdatatype.to_text(rdtype)
+                return Violation(rules.TYPE_NOT_ALLOWED,
+                                 f"{kind} records (at {text_of(labels)}) are not among the "
+                                 "types this sender may change")
+            if deleting == dns.rdataclass.ANY and not self.allow_rrset_delete:
+                what = ("the whole name" if whole_name
+                        else f"the whole {dns.rdatatype.to_text(rdtype)} RRset")
+                return Violation(rules.DELETE_NOT_ALLOWED,
+                                 f"deleting {what} at {text_of(labels)} is not allowed for "
+                                 "this sender; delete single records instead")
+        if change.reverse:
+            return self._check_reverse(labels, change)
+        if not self._name_allowed(labels):
+            return Violation(rules.NAME_NOT_ALLOWED,
+                             f"{text_of(labels)} matches none of this sender's name "
+                             "suffixes or patterns")
+        if self.owner_type is None:
+            return None
+        return ownership_violation(change, update.guards.get(labels), self.owner_type)
+
+    def _name_allowed(self, labels: Labels) -> bool:
+        if not self.suffixes and self.pattern is None:
+            return True
+        if any(is_at_or_below(labels, s) for s in self.suffixes):
+            return True
+        text = dns.name.Name(labels).to_text(omit_final_dot=True).lower()
+        return self.pattern is not None and self.pattern.fullmatch(text) is not None
+
+    def _check_reverse(self, labels: Labels, change: NameChange) -> Violation | None:
+        address = reverse_address(labels)
+        if address is None:
+            return Violation(rules.REVERSE_NOT_ADDRESS,
+                             f"{text_of(labels)} is not the reverse name of one IPv4 or "
+                             "IPv6 address")
+        if not self.ranges.contains(*address):
+            return Violation(rules.REVERSE_OUTSIDE_RANGES,
+                             f"{text_of(labels)} is outside this sender's reverse ranges; "
+                             "add its network to reverse_ranges if the sender serves it")
+        for rrset in change.adds:
+            if rrset.rdtype == dns.rdatatype.PTR:
+                for rdata in rrset:
+                    found = self._check_target(labels, labels_of(rdata.target))
+                    if found is not None:
+                        return found
+        return None
+
+    def _check_target(self, labels: Labels, target: Labels) -> Violation | None:
+        """A PTR target must be a forward name this sender could register itself."""
+        if not any(is_at_or_below(target, z) for z in self.forward_zones):
+            problem = "which is not in a zone this sender may update"
+        elif not self._name_allowed(target):
+            problem = "which matches none of this sender's name suffixes or patterns"
+        elif (found := self.protected.name_violation(target, self.forward_zones)) is not None:
+            problem = f"a protected name ({found})"
+        else:
+            return None
+        return Violation(rules.PTR_TARGET,
+                         f"{text_of(labels)} would point to {text_of(target)}, {problem}")
