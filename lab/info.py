@@ -53,6 +53,8 @@ class LabInfo:
     env: dict[str, str]
     memberof: str = "overlay"
     pid_files: dict[str, str] = field(default_factory=dict)
+    flavour: str = "mit"  # "mit" (lab.mit) or "samba" (lab.samba)
+    tls_ca: str | None = None  # CA of the directory's TLS certificate (Samba: LDAPS/StartTLS)
 
     # ----- convenience -----
     @property
@@ -122,6 +124,8 @@ class LabInfo:
             env=dict(data["env"]),
             memberof=data.get("memberof", "overlay"),
             pid_files=dict(data.get("pid_files", {})),
+            flavour=data.get("flavour", "mit"),
+            tls_ca=data.get("tls_ca"),
         )
 
     def save(self) -> Path:

@@ -8,160 +8,57 @@ through :meth:`MitLab.run` gets the lab environment (``KRB5_CONFIG``, ...).
 
 from __future__ import annotations
 
-import importlib
-import os
 import secrets
 import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from lab import configs, preflight, topology
+from lab.base import LabError, NamespaceLab, write_proxy_config_hook
 from lab.info import LabInfo
-from lab.namespace import (
-    HOLDER_EXE,
-    NamespaceError,
-    configure,
-    netns_inode,
-    popen_in,
-    run_in,
-    start_holder,
-)
-from lab.process import owned_pid, pids_in_netns, stop_pidfiles
+from lab.namespace import popen_in
+from lab.process import stop_pidfiles
+
+__all__ = ["COMPONENTS", "DAEMONS", "LabError", "MitLab", "write_proxy_config_hook"]
 
 #: daemon name -> basename of its executable (checked against /proc/PID/exe)
 DAEMONS: dict[str, str] = {"krb5kdc": "krb5kdc", "slapd": "slapd", "named": "named"}
 COMPONENTS = ("holder", *DAEMONS)
 READY_TIMEOUT_S = 20.0
-_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
-class LabError(RuntimeError):
-    """The lab could not be brought up, controlled or queried."""
+class MitLab(NamespaceLab):
+    """Controller of one lab directory (create it with :meth:`up`, or attach to a running one).
 
+    Running commands, pid files, status and :meth:`down` come from
+    :class:`lab.base.NamespaceLab`.
+    """
 
-def _base_env() -> dict[str, str]:
-    """PATH (with the sbin directories), HOME and TERM of the caller; nothing else."""
-    path = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(":")
-    path = [*(d for d in _SBIN if d not in path), *path]
-    return {
-        "PATH": ":".join(path),
-        "HOME": os.environ.get("HOME", "/root"),
-        "TERM": os.environ.get("TERM", "dumb"),
-    }
-
-
-class MitLab:
-    """Controller of one lab directory (create it with :meth:`up`, or attach to a running one)."""
+    daemons = DAEMONS
 
     def __init__(
         self, lab_dir: Path | str, *, memberof: str = "overlay", proxy_config: bool = True
     ) -> None:
         if memberof not in topology.MEMBEROF_FLAVOURS:
             raise ValueError(f"memberof must be one of {topology.MEMBEROF_FLAVOURS}")
-        self.dir = configs.check_lab_dir(Path(lab_dir))
+        super().__init__(configs.check_lab_dir(Path(lab_dir)))
         self.memberof = memberof
         self.proxy_config = proxy_config
-        #: phase -> seconds, filled by :meth:`up`
-        self.timings: dict[str, float] = {}
-        self._info: LabInfo | None = None
 
-    # ------------------------------------------------------------------ paths / state
-    def pidfile(self, component: str) -> Path:
-        """``DIR/run/<component>.pid`` (holder, krb5kdc, slapd, named)."""
-        return self.dir / "run" / f"{component}.pid"
+    def lab_env(self) -> dict[str, str]:
+        """``KRB5_CONFIG``, ``KRB5_KDC_PROFILE``, ... of :func:`lab.configs.env_vars`."""
+        return configs.env_vars(self.dir)
 
-    def _exe(self, component: str) -> str:
-        return HOLDER_EXE if component == "holder" else DAEMONS[component]
-
-    def pid(self, component: str) -> int | None:
-        """PID of a running component, verified against its executable, else None."""
-        return owned_pid(self.pidfile(component), self._exe(component))
-
-    @property
-    def holder_pid(self) -> int:
-        """PID of the namespace holder; raises :class:`LabError` if the lab is not running."""
-        pid = self.pid("holder")
-        if pid is None:
-            raise LabError(f"no lab running in {self.dir}")
-        return pid
-
-    @property
-    def info(self) -> LabInfo:
-        """The lab description (``DIR/lab.json``)."""
-        if self._info is None:
-            try:
-                self._info = LabInfo.load(self.dir)
-            except FileNotFoundError:
-                raise LabError(f"{self.dir} has no lab.json (never brought up?)") from None
-        return self._info
-
-    def status(self) -> dict[str, int | None]:
-        """``{component: PID or None}`` for holder, krb5kdc, slapd and named."""
-        return {c: self.pid(c) for c in COMPONENTS}
-
-    def is_running(self) -> bool:
-        """True if the holder and all three daemons are running."""
-        return all(pid is not None for pid in self.status().values())
-
-    # ------------------------------------------------------------------ running commands
-    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """Environment of lab processes: caller's PATH/HOME/TERM + lab env + ``extra``."""
-        return {**_base_env(), **configs.env_vars(self.dir), **(extra or {})}
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        input: str | bytes | None = None,
-        check: bool = True,
-        timeout: float | None = 60.0,
-        capture_output: bool = True,
-        text: bool = True,
-        **kwargs: Any,
-    ) -> subprocess.CompletedProcess[Any]:
-        """Run ``argv`` inside the lab namespaces with the lab env (``env`` adds variables)."""
-        return run_in(
-            self.holder_pid,
-            argv,
-            self.env(env),
-            input=input,
-            check=check,
-            timeout=timeout,
-            capture_output=capture_output,
-            text=text,
-            **kwargs,
-        )
-
-    def popen(
-        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, **kwargs: Any
-    ) -> subprocess.Popen[Any]:
-        """Start a long-running ``argv`` inside the lab (the caller must stop and reap it)."""
-        return popen_in(self.holder_pid, argv, self.env(env), **kwargs)
-
-    def _run_logged(self, argv: Sequence[str], log: str, *, input: str | None = None) -> None:
-        proc = self.run(argv, input=input, check=False)
-        (self.dir / "logs" / log).write_text(proc.stdout + proc.stderr)
-        if proc.returncode != 0:
-            raise LabError(f"{argv[0]} failed (rc {proc.returncode}): {proc.stderr.strip()[-500:]}")
-
-    # ------------------------------------------------------------------ up / down
+    # ------------------------------------------------------------------ up
     def up(self) -> LabInfo:
         """Create the lab in an empty (or missing) directory and start everything.
 
         On any failure, whatever was started is stopped again before the error propagates.
         """
-        found = preflight.problems()
-        if found:
-            raise LabError("cannot start the lab: " + "; ".join(found))
-        if self.pid("holder") is not None:
-            raise LabError(f"{self.dir} already has a running lab (run down first)")
-        if self.dir.exists() and any(self.dir.iterdir()):
-            raise LabError(f"{self.dir} is not empty")
+        self._check_can_start(preflight.problems())
         try:
             return self._up()
         except BaseException:
@@ -171,18 +68,13 @@ class MitLab:
     def _up(self) -> LabInfo:
         t0 = time.monotonic()
         configs.write(self.dir, self.memberof)
-        try:
-            holder = start_holder(self.pidfile("holder"))
-            configure(
-                holder,
-                list(topology.ADDRESSES.values()),
-                [
-                    (self.dir / "etc/hosts", "/etc/hosts"),
-                    (self.dir / "etc/resolv.conf", "/etc/resolv.conf"),
-                ],
-            )
-        except (NamespaceError, subprocess.SubprocessError, OSError) as exc:
-            raise LabError(f"namespace setup failed: {exc}") from exc
+        holder = self._start_namespace(
+            list(topology.ADDRESSES.values()),
+            [
+                (self.dir / "etc/hosts", "/etc/hosts"),
+                (self.dir / "etc/resolv.conf", "/etc/resolv.conf"),
+            ],
+        )
         t_ns = time.monotonic()
 
         self._run_logged(
@@ -259,22 +151,6 @@ class MitLab:
         if "proxy_config" in t:
             line += f"; proxy.toml {t['proxy_config']} ms"
         return line
-
-    def down(self) -> list[int]:
-        """Stop the daemons, then the holder (SIGTERM, SIGKILL after 10 s), by recorded PID.
-
-        The namespaces vanish with their last process. Returns PIDs of processes that
-        this lab did not start but that are still inside its network namespace (they
-        keep it alive; they are reported, never killed).
-        """
-        holder = self.pid("holder")
-        try:
-            netns = netns_inode(holder) if holder is not None else None
-        except OSError:
-            netns = None
-        stop_pidfiles([(self.pidfile(d), exe) for d, exe in DAEMONS.items()])
-        stop_pidfiles([(self.pidfile("holder"), HOLDER_EXE)])
-        return pids_in_netns(netns) if netns is not None else []
 
     # ------------------------------------------------------------------ daemons
     def _daemon_argv(self, name: str) -> tuple[list[str], dict[str, str]]:
@@ -410,18 +286,3 @@ class MitLab:
         """Add the entries of ``ldif`` as rootdn."""
         self._ldap_write("ldapadd", ldif)
 
-
-def write_proxy_config_hook(info: LabInfo) -> Path | None:
-    """Call ``lab.proxy_config.write_proxy_config(info, DIR/proxy.toml)`` if that module exists.
-
-    Returns the path written, or None when the module is not there (yet).
-    """
-    try:
-        module = importlib.import_module("lab.proxy_config")
-    except ModuleNotFoundError as exc:
-        if exc.name != "lab.proxy_config":
-            raise
-        return None
-    path = info.dir / "proxy.toml"
-    module.write_proxy_config(info, path)
-    return path

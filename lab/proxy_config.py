@@ -73,11 +73,14 @@ def render_proxy_config(
     listen_options: Mapping[str, int | float] | None = None,
     directory: bool = True,
     extra: str = "",
+    upstream_kind: str | None = None,
 ) -> str:
     """The TOML text. ``upstreams``: (address, hostname) pairs, default the lab's BIND;
     ``listen_options``: further ``[listen]`` settings; ``directory``: check membership
-    of DnsUpdateProxy in the lab's LDAP; ``extra``: appended TOML."""
+    of DnsUpdateProxy in the lab's LDAP; ``extra``: appended TOML; ``upstream_kind``:
+    the upstreams' ``kind``, default ``samba`` for a Samba lab, else ``bind``."""
     ups = upstreams or [(info.dns_server_ip, info.dns_server)]
+    kind = upstream_kind or ("samba" if info.flavour == "samba" else "bind")
     zones = ", ".join(f'"{z}"' for z in info.zones)
     parts = [
         "# dnsupdate-proxy configuration for the lab in " + str(info.dir),
@@ -99,10 +102,12 @@ def render_proxy_config(
     ]
     for address, hostname in ups:
         parts += ["", "[[upstreams]]", f'address = "{address}"', f'hostname = "{hostname}"',
-                  'kind = "bind"', f"pool_size = {pool_size}"]
+                  f'kind = "{kind}"', f"pool_size = {pool_size}"]
     if directory:
         parts += ["", "[directory]", f'urls = ["{info.ldap_url}"]', f'base_dn = "{info.base_dn}"',
                   f'sasl_host = "{info.ldap_host}"', 'groups = ["DnsUpdateProxy"]']
+        if info.tls_ca:  # Samba refuses binds without TLS
+            parts += ["start_tls = true", f'ca_file = "{info.tls_ca}"']
     for k in KEYS:
         parts += ["", "[[tsig_keys]]", f'name = "{k.name}"', f'algorithm = "{k.algorithm}"',
                   f'secret = "{k.secret}"', f'account = "{k.account}"']

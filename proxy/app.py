@@ -26,7 +26,9 @@ from kerberos.credentials import KeytabCredentials
 from kerberos.tkey import NegotiatedKey, negotiate
 from proxy import sdnotify
 from proxy.config import Config, KerberosConfig, UpstreamConfig, load_config
+from proxy.dialects import DIALECTS
 from proxy.handler import Observer, RequestHandler
+from proxy.ownership import open_store
 from proxy.pipeline import Pipeline, build_pipeline
 from proxy.requestlog import log_request
 from proxy.schema import ConfigError
@@ -53,6 +55,7 @@ class ProxyApp:
         self.credentials = self._credentials(config.kerberos)
         self._upstreams: dict[UpstreamKey, Upstream] = {}
         self.serialize = SerializeStage()  # kept across reloads: in-flight state
+        self.ownership = open_store(config.ownership_db)  # DHCID kept for upstreams without
         self.groups = self._groups(config)
         self.pipeline = self._build(config)
         self.handler = RequestHandler(self.pipeline, [log_request, *observers])
@@ -78,7 +81,7 @@ class ProxyApp:
             "authenticate": AuthenticateStage(keys, config.senders),
             "groups": self.groups,
             "serialize": self.serialize,
-            "forward": ForwardStage(upstreams, config.forward),
+            "forward": ForwardStage(upstreams, config.forward, self.ownership),
         })
 
     @staticmethod
@@ -90,6 +93,7 @@ class ProxyApp:
     def _upstream(self, cfg: UpstreamConfig) -> Upstream:
         key = _key(cfg)
         if key in self._upstreams:
+            self._upstreams[key].dhcid = cfg.has_dhcid()
             return self._upstreams[key]
         label = f"{cfg.hostname}({cfg.address}#{cfg.port})"
 
@@ -100,7 +104,8 @@ class ProxyApp:
 
         pool = ContextPool(label, negotiate_context, cfg.pool_size,
                            self.config.forward.context_lifetime)
-        upstream = Upstream(label, UpstreamTransport(cfg.address, cfg.port), pool)
+        upstream = Upstream(label, UpstreamTransport(cfg.address, cfg.port), pool,
+                            DIALECTS[cfg.kind], cfg.has_dhcid())
         self._upstreams[key] = upstream
         return upstream
 
@@ -119,6 +124,9 @@ class ProxyApp:
         if new.listen != self.config.listen:
             log.warning("reload: [listen] changes take effect only after a restart")
             new.listen = self.config.listen
+        if new.ownership_db != self.config.ownership_db:
+            log.warning("reload: ownership_db changes take effect only after a restart")
+            new.ownership_db = self.config.ownership_db
         old_config, old_credentials = self.config, self.credentials
         if new.kerberos != old_config.kerberos:
             self.credentials = self._credentials(new.kerberos)
@@ -186,6 +194,7 @@ class ProxyApp:
             upstream.transport.close()
         if self.groups is not None:
             await self.groups.close()
+        self.ownership.close()
 
     async def run(self) -> None:
         """Start, serve until SIGTERM or SIGINT (SIGHUP reloads), then stop."""

@@ -20,6 +20,9 @@ import dns.name
 import dns.tsig
 
 from acl.config import DirectoryConfig
+from proxy.audit.config import AuditConfig
+from proxy.dialects import DIALECTS
+from proxy.http.config import HttpConfig
 from proxy.schema import ConfigError, build, setting
 
 HMAC_ALGORITHMS = {
@@ -121,7 +124,14 @@ class UpstreamConfig:
     )
     port: int = setting(53, doc="DNS port.")
     kind: Literal["bind", "samba", "windows"] = setting(
-        "bind", doc="Server software, for its protocol quirks."
+        "bind", doc="Server software, for its protocol quirks: 'samba' accepts Samba's reply "
+        "MAC form and reads its SERVFAIL-for-access-denied; 'windows' reads echoed replies "
+        "and renegotiates once on an echoed REFUSED (see docs/samba.md, docs/windows.md)."
+    )
+    dhcid: bool | None = setting(
+        None, doc="The server stores DHCID records (default from kind: bind and windows yes, "
+        "samba no). If not, the proxy keeps DHCID ownership itself (ownership_db), checks "
+        "DHCID prerequisites and forwards updates without DHCID."
     )
     pool_size: int = setting(
         8, doc="Security contexts kept for this server; one update in flight per context."
@@ -136,6 +146,10 @@ class UpstreamConfig:
         if self.pool_size < 1:
             problems.append(f"{path}.pool_size: must be at least 1")
         return problems
+
+    def has_dhcid(self) -> bool:
+        """``dhcid``, or the default of the server's kind."""
+        return self.dhcid if self.dhcid is not None else DIALECTS[self.kind].dhcid
 
 
 @dataclass
@@ -239,7 +253,17 @@ class Config:
         None, doc="Directory whose groups say which senders may update; without it there is "
         "no group check (only [[senders]] and [[tsig_keys]] decide)."
     )
+    audit: AuditConfig = setting(
+        factory=AuditConfig, doc="Audit log: one row per request (docs/audit-and-http.md)."
+    )
+    http: HttpConfig | None = setting(
+        None, doc="HTTP interface: audit pages, JSON/CSV API, metrics, health; off when absent."
+    )
     log: LogConfig = setting(factory=LogConfig, doc="Logging.")
+    ownership_db: str | None = setting(
+        None, doc="SQLite file where the proxy keeps DHCID ownership for upstreams without "
+        "DHCID (default: memory only, forgotten on restart). Changes need a restart."
+    )
 
     def check(self, path: str) -> list[str]:
         problems = [f"zones[{i}]: {z!r} is not a valid zone name"
@@ -251,6 +275,11 @@ class Config:
         names = [dns.name.from_text(k.name) for k in self.tsig_keys]
         if len(set(names)) != len(names):
             problems.append("tsig_keys: a key name is used twice")
+        if len({u.has_dhcid() for u in self.upstreams}) > 1:
+            problems.append("upstreams: some store DHCID and some do not; give all the same "
+                            "dhcid setting (the proxy's ownership store must see every update)")
+        if self.ownership_db and not os.path.isdir(os.path.dirname(self.ownership_db) or "."):
+            problems.append(f"ownership_db: directory of {self.ownership_db!r} does not exist")
         return problems
 
 
@@ -275,7 +304,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return parse_config(text, p.parent)
 
 
-_PATH_KEYS = {"keytab", "krb5_config", "secret_file", "ca_file", "bind_password_file"}
+_PATH_KEYS = {"keytab", "krb5_config", "secret_file", "ca_file", "bind_password_file",
+              "ownership_db", "sqlite_path", "tls_cert", "tls_key", "token_file"}
 
 
 def _resolve_paths(node: object, base_dir: Path) -> None:

@@ -2,20 +2,29 @@
 
 Contract: :func:`check_reply` parses the reply once, verifies its TSIG against the
 context's key and the request MAC, and says what it is: a verified answer, an
-RFC 8945 TSIG error (BADKEY/BADSIG/BADTIME come back unsigned), or an unsigned
-answer. Anything else (malformed, wrong ID, a MAC that does not verify) raises
+RFC 8945 TSIG error (BADKEY/BADSIG/BADTIME come back unsigned), an unsigned answer,
+or an *echo* — a reply carrying our own request's TSIG RR (same MAC) instead of a
+reply MAC, which Windows DNS (and Samba for errors) sends: its rcode is readable but
+not authenticated. The MAC is accepted in the digest forms the caller allows
+(:class:`MacForm`; Samba ≤ 4.20 leaves out the request-MAC length prefix). Anything
+else (malformed, wrong ID, a MAC that verifies in no allowed form) raises
 :class:`BadUpstreamReply`.
 """
 
 from __future__ import annotations
 
+import enum
+import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdataclass
+import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
 from proxy import wire
@@ -25,6 +34,13 @@ class BadUpstreamReply(Exception):
     """The reply cannot be trusted or understood."""
 
 
+class MacForm(enum.Enum):
+    """How the reply MAC digest includes the request MAC."""
+
+    RFC = "rfc"  # RFC 8945 §5.3.1: 2-byte length of the request MAC, then the request MAC
+    UNPREFIXED = "unprefixed"  # Samba <= 4.20 (and gss.microsoft.com): no length prefix
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamReply:
     """What the upstream said."""
@@ -32,10 +48,14 @@ class UpstreamReply:
     rcode: int
     verified: bool  # the TSIG verified with our context
     tsig_error: int  # RFC 8945 error in an unsigned TSIG (0: none)
+    echoed: bool = False  # the reply carries our request's own TSIG: rcode unauthenticated
+    mac_form: MacForm | None = None  # the digest form that verified
 
 
-def check_reply(reply: bytes, msg_id: int, key: dns.tsig.Key, request_mac: bytes) -> UpstreamReply:
-    """Classify ``reply`` to the request ``msg_id`` signed with ``key`` (MAC ``request_mac``)."""
+def check_reply(reply: bytes, msg_id: int, key: dns.tsig.Key, request_mac: bytes,
+                mac_forms: Sequence[MacForm] = (MacForm.RFC,)) -> UpstreamReply:
+    """Classify ``reply`` to the request ``msg_id`` signed with ``key`` (MAC ``request_mac``),
+    accepting a reply MAC in any of ``mac_forms``."""
     try:
         msg = dns.message.from_wire(reply, keyring=False)
     except dns.exception.DNSException as exc:
@@ -52,15 +72,39 @@ def check_reply(reply: bytes, msg_id: int, key: dns.tsig.Key, request_mac: bytes
         return UpstreamReply(rcode, False, rdata.error)
     if msg.keyname != key.name:
         raise BadUpstreamReply(f"reply signed with key {msg.keyname}, not {key.name}")
+    if rdata.mac == request_mac:
+        return UpstreamReply(rcode, False, 0, echoed=True)
     tsig_start = wire.layout(reply).last_rr_start
+    assert tsig_start is not None  # the message has a TSIG RR
+    for form in mac_forms:
+        if _mac_verifies(reply, tsig_start, key, rdata, request_mac, form):
+            if abs(int(time.time()) - rdata.time_signed) > rdata.fudge:
+                raise BadUpstreamReply("reply TSIG time is outside the fudge (clock skew?)")
+            return UpstreamReply(rcode, True, 0, mac_form=form)
+    forms = " or ".join(f.value for f in mac_forms)
+    raise BadUpstreamReply(f"reply TSIG does not verify ({forms} digest)")
+
+
+def _mac_verifies(reply: bytes, tsig_start: int, key: dns.tsig.Key,
+                  rdata: dns.rdtypes.ANY.TSIG.TSIG, request_mac: bytes, form: MacForm) -> bool:
+    """RFC 8945 §4.3.3 digest of the reply (``form`` says how the request MAC enters)."""
+    ctx = dns.tsig.get_context(key)
+    if form is MacForm.RFC:
+        ctx.update(struct.pack("!H", len(request_mac)))
+    ctx.update(request_mac)
+    arcount = struct.unpack_from("!H", reply, 10)[0] - 1
+    ctx.update(struct.pack("!H", rdata.original_id) + reply[2:10] + struct.pack("!H", arcount))
+    ctx.update(reply[12:tsig_start])
+    ctx.update(key.name.to_digestable() + struct.pack("!HI", dns.rdataclass.ANY, 0))
+    signed = rdata.time_signed
+    ctx.update(rdata.algorithm.to_digestable()
+               + struct.pack("!HIH", (signed >> 32) & 0xFFFF, signed & 0xFFFFFFFF, rdata.fudge)
+               + struct.pack("!HH", rdata.error, len(rdata.other)) + rdata.other)
     try:
-        dns.tsig.validate(reply, key, msg.keyname, rdata, int(time.time()), request_mac,
-                          tsig_start)
-    except dns.tsig.BadTime:
-        raise BadUpstreamReply("reply TSIG time is outside the fudge (clock skew?)") from None
-    except dns.exception.DNSException as exc:
-        raise BadUpstreamReply(f"reply TSIG does not verify: {exc!r}") from None
-    return UpstreamReply(rcode, True, 0)
+        ctx.verify(rdata.mac)
+    except dns.tsig.BadSignature:
+        return False
+    return True
 
 
 def rcode_text(rcode: int) -> str:

@@ -1,4 +1,5 @@
-"""Session-wide fixtures: one MIT lab (KDC + BIND + OpenLDAP) for all integration tests.
+"""Session-wide fixtures: one MIT lab (KDC + BIND + OpenLDAP) for all integration tests,
+and one Samba AD DC lab for the tests of the Samba flavour.
 
 How tests reach the lab
 -----------------------
@@ -20,6 +21,14 @@ At the end of the session the thread returns to its original namespace, the env 
 restored and the lab is torn down by PID, also when tests failed or were interrupted
 (SIGTERM is turned into KeyboardInterrupt while the lab exists).
 
+The Samba flavour
+-----------------
+``samba_lab`` is a Samba AD DC lab (127.0.2.1, realm AD.EXAMPLE.TEST) in a namespace
+of its own, copied from a provisioned template built once per session
+(``samba_template``; set ``DNSUPDATE_SAMBA_TEMPLATE=DIR`` to keep it across sessions).
+The pytest process stays in the MIT lab; a test enters the Samba lab for its duration
+with ``with samba_lab.joined():`` (network namespace and env, restored afterwards).
+
 Integration tests need root and ``unshare``/``nsenter``: without them they *fail* with a
 clear message, they are not skipped.
 """
@@ -30,12 +39,15 @@ import os
 import signal
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 import pytest
 
-from lab import LabInfo, MitLab, leave_netns, nsenter_self
+from lab import LabInfo, MitLab
 from lab.preflight import problems
+from lab.samba import SambaLab
+from lab.samba_preflight import problems as samba_problems
 
 
 def require_lab_support() -> None:
@@ -60,24 +72,12 @@ def mit_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MitLab]:
     old_sigterm = signal.getsignal(signal.SIGTERM)
     if old_sigterm is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)
-    saved_env: dict[str, str | None] = {}
-    previous_netns: int | None = None
     try:
         lab.up()
         print(f"\n{lab.timing_summary()}")
-        previous_netns = nsenter_self(lab.holder_pid)
-        for key, value in lab.info.env.items():
-            saved_env[key] = os.environ.get(key)
-            os.environ[key] = value
-        yield lab
+        with lab.joined():
+            yield lab
     finally:
-        if previous_netns is not None:
-            leave_netns(previous_netns)
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         leftovers = lab.down()
         if old_sigterm is signal.SIG_DFL:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -98,3 +98,36 @@ def lab_support() -> None:
 def lab(mit_lab: MitLab) -> LabInfo:
     """Description of the running lab (addresses, principals, keytabs, LDAP, env)."""
     return mit_lab.info
+
+
+@pytest.fixture(scope="session")
+def samba_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The provisioned Samba template: ``$DNSUPDATE_SAMBA_TEMPLATE`` if set (kept across
+    sessions, rebuilt when stale), else one directory per test session."""
+    configured = os.environ.get("DNSUPDATE_SAMBA_TEMPLATE")
+    if configured:
+        return Path(configured)
+    return tmp_path_factory.mktemp("samba") / "template"
+
+
+@pytest.fixture(scope="session")
+def samba_lab(samba_template: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[SambaLab]:
+    """A running Samba AD DC lab (flavour ``samba``), copied from the session template.
+
+    Unlike ``mit_lab`` it is not joined for the whole session: tests enter it with
+    ``with samba_lab.joined():``.
+    """
+    found = samba_problems()
+    if found:
+        pytest.fail("cannot start the Samba lab: " + "; ".join(found), pytrace=False)
+    lab = SambaLab(tmp_path_factory.mktemp("sambalab") / "lab", template=samba_template)
+    try:
+        lab.up()
+        print(f"\n{lab.timing_summary()}")
+        yield lab
+    finally:
+        leftovers = lab.down()
+        if leftovers:
+            warnings.warn(f"processes still in the Samba lab's namespace: {leftovers}",
+                          stacklevel=1)

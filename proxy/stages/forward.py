@@ -3,12 +3,22 @@
 Input: ``req.body`` (the update without the client's TSIG). For each upstream in
 order, within ``forward.try_timeout`` each and ``forward.deadline`` in all (counted
 from receipt): lease a security context, give the update a fresh ID, append a
-GSS-TSIG RR, send, and check the reply. A BADKEY/BADSIG reply (the server lost the
-context, e.g. after a crash) drops the context and resends once on a fresh one; the
-client never sees it. Output: ``req.upstream``, ``req.upstream_rcode``,
-``req.upstream_verified`` and the :class:`Answer`: the upstream's verified rcode,
-relayed. Rejects: no upstream answered → SERVFAIL; a reply that does not verify, an
-unsigned NOERROR, or repeated TSIG errors → SERVFAIL.
+GSS-TSIG RR, send, and check the reply the way the upstream's kind needs
+(:mod:`proxy.dialects`). A BADKEY/BADSIG reply (the server lost the context, e.g.
+after a restart) — or, from Windows, an echoed REFUSED (its answer to an unknown or
+expired context) — drops the context and resends once on a fresh one; the client
+never sees it. A second echoed REFUSED is a real refusal. For an upstream without
+DHCID (Samba) the DHCID records and prerequisites are kept by the proxy
+(:mod:`proxy.dhcid`, :mod:`proxy.ownership`) and left out of the forwarded update.
+
+Output: ``req.upstream``, ``req.upstream_rcode`` (what the upstream said),
+``req.upstream_verified`` (whether its TSIG verified; echoes never do), ``req.notes``
+(what was not verified, quirks applied, renegotiations, DHCID emulation) and the
+:class:`Answer`: the upstream's rcode, relayed (Samba's SERVFAIL for "access denied"
+is relayed as REFUSED). Rejects: no upstream answered → SERVFAIL; a reply that does
+not verify, an unverified NOERROR (except a Windows echo), or repeated TSIG errors →
+SERVFAIL; a DHCID prerequisite that the ownership store refutes → its rcode
+(NXRRSET/YXRRSET), without forwarding.
 """
 
 from __future__ import annotations
@@ -23,13 +33,21 @@ import dns.rcode
 
 from kerberos.contexts import ContextPool, SecurityContext
 from kerberos.errors import KerberosError
-from proxy import wire
+from proxy import dhcid, wire
 from proxy.config import ForwardConfig
 from proxy.context import RequestContext
+from proxy.dialects import BIND, Dialect
 from proxy.outcome import Outcome, Reject
+from proxy.ownership import MemoryOwnershipStore
 from proxy.pipeline import Answer, Next
 from proxy.upstream import UpstreamTransport, UpstreamUnreachable
-from proxy.upstream_reply import BadUpstreamReply, UpstreamReply, check_reply, rcode_text
+from proxy.upstream_reply import (
+    BadUpstreamReply,
+    MacForm,
+    UpstreamReply,
+    check_reply,
+    rcode_text,
+)
 
 log = logging.getLogger("dnsupdate_proxy.forward")
 
@@ -42,11 +60,13 @@ _RELAYED = {
 
 @dataclass(slots=True)
 class Upstream:
-    """One configured upstream server: its transport and its context pool."""
+    """One configured upstream server: its transport, its context pool, its kind."""
 
     label: str
     transport: UpstreamTransport
     pool: ContextPool
+    dialect: Dialect = BIND
+    dhcid: bool = True  # stores DHCID records; if not, the proxy keeps them
 
 
 class _TryNext(Exception):
@@ -58,9 +78,11 @@ class ForwardStage:
 
     name = "forward"
 
-    def __init__(self, upstreams: Sequence[Upstream], policy: ForwardConfig) -> None:
+    def __init__(self, upstreams: Sequence[Upstream], policy: ForwardConfig,
+                 ownership: MemoryOwnershipStore | None = None) -> None:
         self.upstreams = list(upstreams)
         self.policy = policy
+        self.ownership = ownership if ownership is not None else MemoryOwnershipStore()
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
         problems: list[str] = []
@@ -70,63 +92,109 @@ class ForwardStage:
                 problems.append("deadline reached")
                 break
             req.upstream = upstream.label
+            plan = None if upstream.dhcid else self._plan(req, upstream)
+            body = plan.body if plan is not None else req.body
             try:
                 async with asyncio.timeout(min(self.policy.try_timeout, remaining)):
-                    reply = await self._via(upstream, req, remaining)
+                    reply = await self._via(upstream, req, body, remaining)
             except TimeoutError:
                 problems.append(f"{upstream.label}: no answer in time")
                 continue
             except _TryNext as exc:
                 problems.append(f"{upstream.label}: {exc}")
                 continue
-            return self._answer(req, reply)
+            answer = self._answer(req, upstream, reply)
+            if plan is not None and answer.outcome is Outcome.FORWARDED_OK:
+                plan.commit(self.ownership, req.identity)
+            return answer
         raise Reject(Outcome.UPSTREAM_UNREACHABLE,
                      "no upstream answered: " + "; ".join(problems))
 
-    async def _via(self, upstream: Upstream, req: RequestContext, timeout: float) -> UpstreamReply:
+    def _plan(self, req: RequestContext, upstream: Upstream) -> dhcid.DhcidPlan | None:
+        """DHCID emulation for an upstream without DHCID (see :mod:`proxy.dhcid`)."""
+        assert req.message is not None
+        try:
+            plan = dhcid.plan(req.message, req.body, self.ownership)
+        except dhcid.DhcidPrerequisiteFailed as exc:
+            req.notes.append(f"DHCID prerequisite checked by the proxy ({upstream.label} has "
+                             f"no DHCID): {exc.detail}; not forwarded")
+            raise Reject(Outcome.UPSTREAM_REJECTED, exc.detail, rcode=exc.rcode) from None
+        if plan is not None:
+            req.notes.append(f"DHCID kept by the proxy ({upstream.label} has no DHCID): "
+                             f"{plan.stripped} DHCID RRset(s) left out of the forwarded update")
+        return plan
+
+    async def _via(self, upstream: Upstream, req: RequestContext, body: bytes,
+                   timeout: float) -> UpstreamReply:
         for attempt in (1, 2):
             try:
                 async with upstream.pool.lease() as context:
-                    reply = await self._exchange(upstream, context, req, timeout)
-                    if reply.tsig_error not in _LOST_CONTEXT:
-                        return reply
-                    upstream.pool.invalidate(context, f"{rcode_text(reply.tsig_error)} reply")
+                    reply = await self._exchange(upstream, context, body, timeout)
+                    stale = _stale_context(upstream.dialect, reply)
+                    if stale is None or (attempt == 2 and not reply.tsig_error):
+                        break
+                    upstream.pool.invalidate(context, stale)
             except KerberosError as exc:
                 raise _TryNext(str(exc)) from exc
             except UpstreamUnreachable as exc:
                 raise _TryNext(str(exc)) from exc
             if attempt == 1:
-                req.notes.append(f"context renegotiated with {upstream.label}")
-                log.info("upstream %s did not know our security context; renegotiated and "
-                         "resent request %s from %s", upstream.label, req.request_id,
-                         req.client_text)
-        raise Reject(Outcome.UPSTREAM_BAD_REPLY,
-                     f"{upstream.label} rejected a freshly negotiated context "
-                     f"({rcode_text(reply.tsig_error)})")
+                req.notes.append(f"context renegotiated with {upstream.label} ({stale})")
+                log.info("upstream %s answered %s; renegotiated and resent request %s from %s",
+                         upstream.label, stale, req.request_id, req.client_text)
+        else:
+            raise Reject(Outcome.UPSTREAM_BAD_REPLY,
+                         f"{upstream.label} rejected a freshly negotiated context "
+                         f"({rcode_text(reply.tsig_error)})")
+        if stale is not None:
+            req.notes.append(f"{upstream.label} refused again on a fresh context: a denial")
+        return reply
 
     @staticmethod
-    async def _exchange(upstream: Upstream, context: SecurityContext, req: RequestContext,
+    async def _exchange(upstream: Upstream, context: SecurityContext, body: bytes,
                         timeout: float) -> UpstreamReply:
         transport = upstream.transport
         msg_id = transport.new_id()
-        signed, mac = wire.append_tsig(wire.with_id(req.body, msg_id), context.key,
+        signed, mac = wire.append_tsig(wire.with_id(body, msg_id), context.key,
                                        now=int(time.time()))
         context.uses += 1
         raw = await transport.exchange(signed, timeout)
         try:
-            return check_reply(raw, msg_id, context.key, mac)
+            return check_reply(raw, msg_id, context.key, mac, upstream.dialect.mac_forms)
         except BadUpstreamReply as exc:
             raise Reject(Outcome.UPSTREAM_BAD_REPLY, f"{upstream.label}: {exc}") from None
 
     @staticmethod
-    def _answer(req: RequestContext, reply: UpstreamReply) -> Answer:
+    def _answer(req: RequestContext, upstream: Upstream, reply: UpstreamReply) -> Answer:
         req.upstream_rcode = reply.rcode
         req.upstream_verified = reply.verified
+        dialect, rcode = upstream.dialect, reply.rcode
         if reply.tsig_error:
             raise Reject(Outcome.UPSTREAM_BAD_REPLY,
                          f"{req.upstream} answered TSIG error {rcode_text(reply.tsig_error)}")
-        if not reply.verified and reply.rcode == dns.rcode.NOERROR:
+        if reply.mac_form is MacForm.UNPREFIXED:
+            req.notes.append("reply MAC verified in Samba's form (no request-MAC length)")
+        if reply.echoed:
+            req.notes.append(f"{req.upstream} echoed our request's TSIG: rcode "
+                             f"{rcode_text(rcode)} read without verification")
+        if not reply.verified and rcode == dns.rcode.NOERROR:
+            if reply.echoed and dialect.noerror_echo_accepted:
+                req.notes.append("NOERROR echoed (Windows does so for 'nonsecure and secure' "
+                                 "zones): success relayed, not authenticated")
+                return Answer(Outcome.FORWARDED_OK, rcode)
             raise Reject(Outcome.UPSTREAM_BAD_REPLY,
                          f"{req.upstream} answered NOERROR without a valid signature")
-        outcome = _RELAYED.get(reply.rcode, Outcome.UPSTREAM_REJECTED)
-        return Answer(outcome, reply.rcode)
+        if reply.echoed and rcode == dns.rcode.SERVFAIL and dialect.servfail_echo_is_denial:
+            req.notes.append("SERVFAIL is how Samba says 'access denied': relayed as REFUSED")
+            return Answer(Outcome.UPSTREAM_REFUSED, dns.rcode.REFUSED)
+        return Answer(_RELAYED.get(rcode, Outcome.UPSTREAM_REJECTED), rcode)
+
+
+def _stale_context(dialect: Dialect, reply: UpstreamReply) -> str | None:
+    """Why ``reply`` says the server may not know our context any more, or None."""
+    if reply.tsig_error in _LOST_CONTEXT:
+        return f"{rcode_text(reply.tsig_error)} reply"
+    if (dialect.refused_echo_may_be_stale_context and reply.echoed
+            and reply.rcode == dns.rcode.REFUSED):
+        return "echoed REFUSED: unknown or expired context?"
+    return None
