@@ -27,6 +27,7 @@ class KeytabCredentials:
         self._refresh_at = 0.0
         self._lock = threading.Lock()
         self.acquisitions = 0
+        self.last_error: str | None = None
 
     def get(self) -> gssapi.Credentials:
         """Current credentials; acquires (blocking, may contact the KDC) when due."""
@@ -35,6 +36,11 @@ class KeytabCredentials:
                 self._acquire()
             assert self._creds is not None
             return self._creds
+
+    @property
+    def valid(self) -> bool:
+        """True once credentials were acquired and the last attempt did not fail."""
+        return self._creds is not None and self.last_error is None
 
     def invalidate(self) -> None:
         """Force a fresh acquisition on the next :meth:`get` (e.g. after a KDC error)."""
@@ -49,10 +55,13 @@ class KeytabCredentials:
             creds = gssapi.Credentials(name=name, usage="initiate", store=store)
             lifetime = creds.lifetime
         except gssapi.exceptions.GSSError as exc:
-            raise KerberosError(
+            error = KerberosError(
                 f"acquire credentials for {self.principal} from keytab {self.keytab}",
                 gss_detail(exc),
-            ) from exc
+            )
+            self.last_error = str(error)
+            raise error from exc
+        self.last_error = None
         self._creds = creds
         self.acquisitions += 1
         # lifetime None means "indefinite"; re-check hourly anyway

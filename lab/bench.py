@@ -38,7 +38,7 @@ from kerberos.tkey import NegotiatedKey, negotiate
 from lab.info import LabInfo
 from lab.mit import MitLab
 from lab.namespace import leave_netns, nsenter_self
-from lab.proxy_config import SENDERS, render_proxy_config
+from lab.proxy_config import LAB_POLICY_NO_OWNERSHIP, SENDERS, render_proxy_config
 from proxy import wire
 from proxy.upstream_reply import check_reply
 
@@ -177,7 +177,8 @@ class ProxyUnderTest:
     def __init__(self, info: LabInfo, concurrency: int, workdir: Path) -> None:
         self.port = 5300 + concurrency
         config = workdir / f"bench-{concurrency}.toml"
-        config.write_text(render_proxy_config(info, port=self.port, pool_size=concurrency))
+        config.write_text(render_proxy_config(info, port=self.port, pool_size=concurrency,
+                                              policy=LAB_POLICY_NO_OWNERSHIP))
         self.log = (workdir / f"bench-{concurrency}.log").open("ab")
         self.config = config
         self.proc: asyncio.subprocess.Process | None = None

@@ -59,6 +59,23 @@ SENDERS = (
 )
 
 
+# The default record policy: DHCID ownership on forward names, reverse names of the
+# lab's DHCP subnet.
+LAB_POLICY = """
+[policy.default]
+reverse_ranges = ["10.0.1.0/24"]
+"""
+# For tools that send unconditional updates (nsupdate scripts, the benchmark):
+# ownership is not checked, the rest of the policy is.
+LAB_POLICY_NO_OWNERSHIP = """
+[policy.default]
+reverse_ranges = ["10.0.1.0/24"]
+ownership = "off"
+"""
+HTTP_PORT = 8053
+HTTP_TOKEN = _secret("http-token").rstrip("=").replace("+", "-").replace("/", "_")
+
+
 def key(name: str) -> LabKey:
     """The lab key called ``name``."""
     return next(k for k in KEYS if k.name == name)
@@ -74,11 +91,18 @@ def render_proxy_config(
     directory: bool = True,
     extra: str = "",
     upstream_kind: str | None = None,
+    http_port: int | None = None,
+    http_anonymous: bool = False,
+    policy: str = LAB_POLICY,
 ) -> str:
     """The TOML text. ``upstreams``: (address, hostname) pairs, default the lab's BIND;
     ``listen_options``: further ``[listen]`` settings; ``directory``: check membership
     of DnsUpdateProxy in the lab's LDAP; ``extra``: appended TOML; ``upstream_kind``:
-    the upstreams' ``kind``, default ``samba`` for a Samba lab, else ``bind``."""
+    the upstreams' ``kind``, default ``samba`` for a Samba lab, else ``bind``;
+    ``http_port``: serve the HTTP interface there (SPNEGO for EXAMPLE.TEST principals and
+    the bearer token :data:`HTTP_TOKEN`; ``http_anonymous`` opens it to everyone);
+    ``policy``: the ``[policy]`` TOML (default :data:`LAB_POLICY`). The audit log goes to
+    ``audit-<port>.sqlite3`` next to the config file."""
     ups = upstreams or [(info.dns_server_ip, info.dns_server)]
     kind = upstream_kind or ("samba" if info.flavour == "samba" else "bind")
     zones = ", ".join(f'"{z}"' for z in info.zones)
@@ -99,7 +123,17 @@ def render_proxy_config(
         "[forward]",
         "try_timeout = 0.2",
         "deadline = 0.4",
+        "",
+        "[audit]",
+        f'sqlite_path = "audit-{port}.sqlite3"',
     ]
+    if http_port is not None:
+        parts += ["", "[http]", f'listen = ["{info.proxy_ip}"]', f"port = {http_port}",
+                  f'keytab = "{info.http.keytab}"',
+                  f'service_principal = "{info.http.principal}"',
+                  f'allowed_principals = ["@{info.realm}"]',
+                  f"anonymous = {'true' if http_anonymous else 'false'}",
+                  "", "[[http.tokens]]", 'name = "lab"', f'token = "{HTTP_TOKEN}"']
     for address, hostname in ups:
         parts += ["", "[[upstreams]]", f'address = "{address}"', f'hostname = "{hostname}"',
                   f'kind = "{kind}"', f"pool_size = {pool_size}"]
@@ -114,13 +148,17 @@ def render_proxy_config(
     for s in SENDERS:
         nets = ", ".join(f'"{n}"' for n in s.networks)
         parts += ["", "[[senders]]", f"networks = [{nets}]", f'account = "{s.account}"']
+    if policy:
+        parts += ["", policy.strip()]
     if extra:
         parts += ["", extra]
     return "\n".join(parts) + "\n"
 
 
 def write_proxy_config(info: LabInfo, path: Path, **kwargs: object) -> Path:
-    """Write :func:`render_proxy_config` to ``path`` (mode 0600: it holds secrets)."""
+    """Write :func:`render_proxy_config` to ``path`` (mode 0600: it holds secrets);
+    the HTTP interface on :data:`HTTP_PORT` unless ``http_port`` says otherwise."""
+    kwargs.setdefault("http_port", HTTP_PORT)
     path.write_text(render_proxy_config(info, **kwargs))  # type: ignore[arg-type]
     path.chmod(0o600)
     return path

@@ -1,14 +1,16 @@
 """Assembles the proxy from its configuration, runs it, reloads it on SIGHUP.
 
 Contract: :class:`ProxyApp` owns every long-lived part (credentials, upstream
-transports and context pools, pipeline, listeners). :meth:`start` binds the
-listeners, warms one security context per upstream (failures are logged, not fatal:
-the first request retries) and tells systemd READY=1. :meth:`reload` builds a new
+transports and context pools, pipeline, listeners, audit store, metrics, HTTP
+interface). :meth:`start` opens the audit store, binds the listeners and the HTTP
+interface, warms one security context per upstream and the directory (failures are
+logged, not fatal: the first request retries) and tells systemd READY=1.
+:meth:`reload` builds a new
 pipeline from a new configuration and swaps it in: requests in flight finish on the
 old one, an invalid configuration is rejected with one log line and the running one
 stays; upstreams whose address, port, host name, kind and pool size are unchanged keep
 their security contexts. Listener settings need a restart. :meth:`stop` drains in-flight
-requests, then closes everything.
+requests, then stops the HTTP interface and flushes the audit log.
 """
 
 from __future__ import annotations
@@ -20,20 +22,26 @@ import signal
 from collections.abc import Iterable
 from pathlib import Path
 
+from aiohttp import web
+
 from acl.decision import DirectoryUnavailable
 from kerberos.contexts import ContextPool
 from kerberos.credentials import KeytabCredentials
 from kerberos.tkey import NegotiatedKey, negotiate
 from proxy import sdnotify
+from proxy.audit.store import AuditStore, start_audit
 from proxy.config import Config, KerberosConfig, UpstreamConfig, load_config
 from proxy.dialects import DIALECTS
 from proxy.handler import Observer, RequestHandler
+from proxy.http.app import start_http
+from proxy.http.metrics import Metrics
 from proxy.ownership import open_store
 from proxy.pipeline import Pipeline, build_pipeline
 from proxy.requestlog import log_request
 from proxy.schema import ConfigError
 from proxy.server import Server
 from proxy.stages.authenticate import AuthenticateStage
+from proxy.stages.authorize import build_authorize_stage
 from proxy.stages.forward import ForwardStage, Upstream
 from proxy.stages.groups import GroupsStage, build_groups_stage
 from proxy.stages.parse import ParseStage
@@ -58,9 +66,14 @@ class ProxyApp:
         self.ownership = open_store(config.ownership_db)  # DHCID kept for upstreams without
         self.groups = self._groups(config)
         self.pipeline = self._build(config)
-        self.handler = RequestHandler(self.pipeline, [log_request, *observers])
+        self.metrics = Metrics()
+        self.handler = RequestHandler(self.pipeline,
+                                      [log_request, self.metrics.observe, *observers])
         self.server = Server(self.handler, config.listen)
+        self.audit: AuditStore | None = None
+        self._http: web.AppRunner | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._export_state()
 
     @property
     def upstreams(self) -> list[Upstream]:
@@ -80,6 +93,7 @@ class ProxyApp:
             "parse": ParseStage((k.to_key() for k in keys), config.zones),
             "authenticate": AuthenticateStage(keys, config.senders),
             "groups": self.groups,
+            "authorize": build_authorize_stage(config.policy, config.zones),
             "serialize": self.serialize,
             "forward": ForwardStage(upstreams, config.forward, self.ownership),
         })
@@ -156,9 +170,59 @@ class ProxyApp:
         log.info("configuration reloaded from %s", path)
         return True
 
+    def _export_state(self) -> None:
+        """Metrics read at scrape time from the parts that keep them."""
+
+        def pools() -> list[ContextPool]:
+            return [u.pool for u in self._upstreams.values()]
+
+        self.metrics.counter(
+            "context_negotiations", "GSS-TSIG context negotiations by result.",
+            lambda: {k: v for p in pools() for k, v in (
+                ((p.server, "ok"), p.stats.negotiations),
+                ((p.server, "failed"), p.stats.negotiation_failures))},
+            ("upstream", "result"))
+        self.metrics.gauge("context_pool_idle", "Usable contexts waiting for a request.",
+                           lambda: {(p.server,): p.idle_usable for p in pools()}, ("upstream",))
+        self.metrics.counter("directory_cache_lookups",
+                             "Directory decision cache lookups by result.",
+                             self._directory_stats, ("result",))
+        self.metrics.gauge("in_flight", "Requests being processed.",
+                           lambda: self.server.in_flight)
+        self.metrics.counter("overload_drops", "UDP requests dropped at max_in_flight.",
+                             lambda: self.server.overload_drops)
+
+    def _directory_stats(self) -> dict[tuple[str, ...], float]:
+        if self.groups is None:
+            return {}
+        st = self.groups.authority.cache.stats
+        return {("hit",): st.hits, ("load",): st.loads, ("refresh",): st.refreshes,
+                ("failure",): st.failures, ("stale",): st.stale}
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        """For ``/readyz``: credentials valid, a context usable, directory answering."""
+        pools = [u.pool for u in self.upstreams]
+        checks: dict[str, object] = {
+            "credentials": "ok" if self.credentials.valid
+            else self.credentials.last_error or "not acquired yet",
+            "upstream_context": "ok" if any(p.idle_usable for p in pools)
+            else next((p.stats.last_error for p in pools if p.stats.last_error), "none usable"),
+        }
+        if self.groups is not None:
+            st = self.groups.authority.cache.stats
+            answering = st.failures == 0 or st.loads > st.failures
+            checks["directory"] = "ok" if answering else (
+                "unreachable (cached decisions are served within the grace period)")
+        return all(v == "ok" for v in checks.values()), checks
+
     async def start(self) -> None:
-        """Bind the listeners, warm the context pools and the directory, notify systemd."""
+        """Open the audit log, bind listeners and HTTP, warm contexts and directory."""
+        self.audit = await start_audit(self.config.audit)
+        self.handler.observers.append(self.audit.record)
         await self.server.start()
+        if self.config.http is not None:
+            self._http = await start_http(self.config.http, self.audit, self.metrics,
+                                          self.readiness)
         await asyncio.gather(*(self._warm(u) for u in self.upstreams), self._warm_directory())
         sdnotify.notify("READY=1\nSTATUS=relaying updates")
         interval = sdnotify.watchdog_interval()
@@ -195,6 +259,10 @@ class ProxyApp:
         if self.groups is not None:
             await self.groups.close()
         self.ownership.close()
+        if self._http is not None:
+            await self._http.cleanup()
+        if self.audit is not None:
+            await self.audit.close()
 
     async def run(self) -> None:
         """Start, serve until SIGTERM or SIGINT (SIGHUP reloads), then stop."""

@@ -20,6 +20,7 @@ import dns.name
 import dns.tsig
 
 from acl.config import DirectoryConfig
+from acl.policy.config import PolicyConfig
 from proxy.audit.config import AuditConfig
 from proxy.dialects import DIALECTS
 from proxy.http.config import HttpConfig
@@ -258,6 +259,10 @@ class Config:
     )
     http: HttpConfig | None = setting(
         None, doc="HTTP interface: audit pages, JSON/CSV API, metrics, health; off when absent."
+    )
+    policy: PolicyConfig = setting(
+        factory=PolicyConfig,
+        doc="Record policy: what each DHCP server may change (docs/policy.md).",
     )
     log: LogConfig = setting(factory=LogConfig, doc="Logging.")
     ownership_db: str | None = setting(

@@ -1,11 +1,11 @@
 """Prometheus metrics of one proxy instance (``/metrics``).
 
 The proxy calls :meth:`Metrics.observe` for every finished request (requests by
-outcome, total and per-stage latency, upstream rcodes, rcodes sent) and
-:meth:`Metrics.negotiation` / :meth:`Metrics.directory_lookup` from the Kerberos
-and directory code. State that lives elsewhere (context pools, caches, the audit
-queue) is read at scrape time through callbacks (:meth:`Metrics.gauge`,
-:meth:`Metrics.track_audit`). Every ``Metrics`` has its own registry.
+outcome, total and per-stage latency, upstream rcodes, rcodes sent). State and
+totals that live elsewhere (context pools and their negotiations, the directory
+cache, the audit queue) are read at scrape time through callbacks
+(:meth:`Metrics.gauge`, :meth:`Metrics.counter`, :meth:`Metrics.track_audit`).
+Every ``Metrics`` has its own registry.
 """
 
 from __future__ import annotations
@@ -66,12 +66,6 @@ class Metrics:
                                        ["upstream", "rcode"], namespace=ns, registry=reg)
         self.responses = Counter("responses", "Replies sent to clients by rcode ('none': "
                                  "no reply).", ["rcode"], namespace=ns, registry=reg)
-        self.negotiations = Counter("context_negotiations", "GSS-TSIG context negotiations "
-                                    "by result (ok, failed).", ["upstream", "result"],
-                                    namespace=ns, registry=reg)
-        self.directory = Counter("directory_cache_lookups", "Directory cache lookups by result "
-                                 "(hit, miss, stale, negative).", ["result"],
-                                 namespace=ns, registry=reg)
         self._children: dict[tuple[Any, ...], Any] = {}
         self._audit_tracked = False
 
@@ -96,14 +90,6 @@ class Metrics:
                         _rcode_text(req.upstream_rcode)).inc()
         rcode = _rcode_text(req.rcode) if req.rcode is not None else "none"
         self._child(self.responses, rcode).inc()
-
-    def negotiation(self, upstream: str, ok: bool) -> None:
-        """Count one security-context negotiation with ``upstream``."""
-        self._child(self.negotiations, upstream, "ok" if ok else "failed").inc()
-
-    def directory_lookup(self, result: str) -> None:
-        """Count one directory cache lookup: 'hit', 'miss', 'stale' or 'negative'."""
-        self._child(self.directory, result).inc()
 
     def gauge(self, name: str, doc: str, fn: Callable[[], Values],
               labelnames: tuple[str, ...] = ()) -> None:

@@ -31,7 +31,7 @@ import pytest
 from proxy_process import ProxyProcess, free_port
 
 from lab import LabInfo, MitLab
-from lab.proxy_config import key, render_proxy_config
+from lab.proxy_config import LAB_POLICY_NO_OWNERSHIP, key, render_proxy_config
 from lab.samba import SambaLab
 
 FWD = "example.test."
@@ -41,7 +41,7 @@ REV = "1.0.10.in-addr.arpa."
 @pytest.fixture(scope="module")
 def proxy(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
     config = tmp_path_factory.mktemp("relay") / "proxy.toml"
-    config.write_text(render_proxy_config(lab))
+    config.write_text(render_proxy_config(lab, policy=LAB_POLICY_NO_OWNERSHIP))
     process = ProxyProcess(config, lab.proxy_ip).start()
     yield process
     assert process.stop() == 0
@@ -52,7 +52,7 @@ def samba_proxy(samba_lab: SambaLab,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
     """The proxy in front of the Samba lab's DC (started inside that lab)."""
     config = tmp_path_factory.mktemp("relay-samba") / "proxy.toml"
-    config.write_text(render_proxy_config(samba_lab.info))
+    config.write_text(render_proxy_config(samba_lab.info, policy=LAB_POLICY_NO_OWNERSHIP))
     with samba_lab.joined():
         process = ProxyProcess(config, samba_lab.info.proxy_ip).start()
     yield process
@@ -329,7 +329,8 @@ def test_restart_under_a_stream_of_updates_loses_none(target: Target) -> None:
 def start_variant(lab: LabInfo, tmp: Path, upstreams: list[tuple[str, str]]) -> ProxyProcess:
     port = free_port(lab.proxy_ip)
     config = tmp / f"proxy-{port}.toml"
-    config.write_text(render_proxy_config(lab, port=port, upstreams=upstreams))
+    config.write_text(render_proxy_config(lab, port=port, upstreams=upstreams,
+                                          policy=LAB_POLICY_NO_OWNERSHIP))
     return ProxyProcess(config, lab.proxy_ip, port).start()
 
 

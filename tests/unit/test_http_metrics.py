@@ -40,13 +40,12 @@ def test_observe_counts_outcomes_stages_and_rcodes() -> None:
     assert got[("dnsproxy_responses_total", (("rcode", "REFUSED"),))] == 6
 
 
-def test_negotiations_directory_and_callback_gauges() -> None:
+def test_callback_gauges_and_counters() -> None:
     metrics = Metrics()
-    metrics.negotiation("ns1", ok=True)
-    metrics.negotiation("ns1", ok=False)
-    metrics.directory_lookup("hit")
-    metrics.directory_lookup("hit")
-    metrics.directory_lookup("miss")
+    metrics.counter("context_negotiations", "Negotiations.",
+                    lambda: {("ns1", "ok"): 1, ("ns1", "failed"): 1}, ("upstream", "result"))
+    metrics.counter("directory_cache_lookups", "Lookups.", lambda: {("hit",): 2, ("load",): 1},
+                    ("result",))
     pool = {("ns1", "usable"): 7, ("ns1", "in_error"): 1}
     metrics.gauge("context_pool", "Contexts by state.", lambda: pool, ("upstream", "state"))
     metrics.counter("ldap_binds", "Directory binds.", lambda: 3)
