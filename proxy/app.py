@@ -5,12 +5,12 @@ transports and context pools, pipeline, listeners, audit store, metrics, HTTP
 interface). :meth:`start` opens the audit store, binds the listeners and the HTTP
 interface, warms one security context per upstream and the directory (failures are
 logged, not fatal: the first request retries) and tells systemd READY=1.
-:meth:`reload` builds a new
-pipeline from a new configuration and swaps it in: requests in flight finish on the
-old one, an invalid configuration is rejected with one log line and the running one
-stays; upstreams whose address, port, host name, kind and pool size are unchanged keep
-their security contexts. Listener settings need a restart. :meth:`stop` drains in-flight
-requests, then stops the HTTP interface and flushes the audit log.
+:meth:`reload` builds a new pipeline from a new configuration and swaps it in:
+requests in flight finish on the old one, an invalid configuration is rejected with
+one log line and the running one stays; upstreams whose address, port, host name,
+kind and pool size are unchanged keep their security contexts. Listener settings
+need a restart. :meth:`stop` drains in-flight requests, then stops the HTTP
+interface and flushes the audit log.
 """
 
 from __future__ import annotations
