@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  make gcc python3-dev python3-venv iproute2 util-linux procps systemd
+  make gcc python3-dev python3-venv iproute2 util-linux procps systemd socat
   bind9 bind9-dnsutils
   krb5-kdc krb5-admin-server krb5-user libkrb5-dev
   slapd ldap-utils

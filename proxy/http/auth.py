@@ -2,7 +2,8 @@
 
 Order of checks for each request: open paths (``/healthz``, ``/readyz`` with
 ``open_health``; ``/metrics`` with ``open_metrics``; everything with
-``anonymous``) pass; ``Authorization: Bearer`` must name a configured token;
+``anonymous``) pass; ``Authorization: Bearer`` must name a configured token (so
+must the password of ``Authorization: Basic``, which lets a browser use a token);
 ``Authorization: Negotiate`` must carry a Kerberos (SPNEGO) token for the HTTP
 service key whose client is in ``allowed_principals``. Anything else gets
 401 with a ``WWW-Authenticate`` challenge for each configured method; a valid
@@ -102,6 +103,9 @@ class Access:
             return await handler(request)
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
         scheme = scheme.lower()
+        if scheme == "basic" and self.tokens:
+            credentials = _basic_password(credentials)
+            scheme = "bearer"
         if scheme == "bearer" and self.tokens:
             name = self.tokens.get(_digest(credentials.strip()))
             if name is None:
@@ -143,12 +147,22 @@ class Access:
             yield "Negotiate"
         if self.tokens:
             yield 'Bearer realm="dnsupdate-proxy"'
+            yield 'Basic realm="dnsupdate-proxy (password: an access token)"'
 
     def _methods(self) -> Iterable[str]:
         if self.negotiator is not None:
             yield "Kerberos (Negotiate)"
         if self.tokens:
             yield "a bearer token"
+
+
+def _basic_password(credentials: str) -> str:
+    """The password part of Basic credentials ('' if they are not well-formed)."""
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return decoded.partition(":")[2]
 
 
 def _text(status: int, message: str, headers: CIMultiDict[str] | None = None) -> web.Response:

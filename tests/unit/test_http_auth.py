@@ -56,7 +56,9 @@ async def _get(client: TestClient, path: str, **kwargs: Any) -> tuple[int, Any, 
 async def test_no_credentials_get_401_with_both_challenges(client: TestClient, path: str) -> None:
     status, headers, text = await _get(client, path)
     assert status == 401
-    assert headers.getall("WWW-Authenticate") == ["Negotiate", 'Bearer realm="dnsupdate-proxy"']
+    assert headers.getall("WWW-Authenticate") == [
+        "Negotiate", 'Bearer realm="dnsupdate-proxy"',
+        'Basic realm="dnsupdate-proxy (password: an access token)"']
     assert text == ("Authentication is required: log in with Kerberos (Negotiate) or a bearer "
                     "token.\n")
 
@@ -68,6 +70,18 @@ async def test_bearer_token(client: TestClient) -> None:
                                        headers={"Authorization": f"Bearer {TOKEN}x"})
     assert status == 401 and "bearer token is not valid" in text
     assert "Negotiate" in headers.getall("WWW-Authenticate")
+
+
+async def test_browser_basic_login_with_token_as_password(client: TestClient) -> None:
+    def basic(password: str) -> dict[str, str]:
+        return {"Authorization": "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()}
+
+    status, _, _ = await _get(client, "/audit", headers=basic(TOKEN))
+    assert status == 200
+    status, _, text = await _get(client, "/audit", headers=basic("guess"))
+    assert status == 401 and "bearer token is not valid" in text
+    status, _, _ = await _get(client, "/audit", headers={"Authorization": "Basic !!"})
+    assert status == 401
 
 
 async def test_negotiate_allowed_principal_gets_in_with_mutual_auth_reply(
