@@ -4,7 +4,7 @@
 ``samba-tool domain provision`` alone takes most of it), creates the lab's accounts
 (svc-dnsproxy with an exported keytab, DHCP1$ member of DnsUpdateProxy, DHCP2$ nested
 through DhcpServersNested, DHCP3$ in no group, other-writer), starts ``samba`` on
-127.0.2.1 and adds the reverse zone 2.0.192.in-addr.arpa. With ``template=T`` the
+127.0.2.1 and adds the reverse zone 1.0.10.in-addr.arpa. With ``template=T`` the
 provisioned state is built once into T (see :mod:`lab.samba_template`) and copied,
 so a further lab starts in about 2 s. DIR/lab.json has the :class:`~lab.info.LabInfo`
 shape of the MIT lab (``flavour == "samba"``); DIR/proxy.toml targets the DC with
@@ -219,7 +219,7 @@ class SambaLab(NamespaceLab):
             "nesting": [list(n) for n in topo.NESTING],
             "accounts": [
                 {"sam": a.sam, "password": a.password, "keytab": a.keytab,
-                 "computer": a.computer, "groups": list(a.groups)}
+                 "computer": a.computer, "groups": list(a.groups), "spn": a.spn}
                 for a in topo.ACCOUNTS
             ],
         }

@@ -5,7 +5,7 @@ bindings live in dist-packages; it imports nothing from this project. It reads a
 JSON spec on stdin (written by :mod:`lab.samba`)::
 
     {"smb_conf": ..., "domain": ..., "realm": ..., "keytab_dir": ...,
-     "accounts": [{"sam", "password", "keytab", "computer", "groups"}, ...],
+     "accounts": [{"sam", "password", "keytab", "computer", "groups", "spn"}, ...],
      "groups": [name, ...], "nesting": [[group, parent], ...]}
 
 One process instead of ~15 ``samba-tool`` calls: about 1 s instead of 5-12 s.
@@ -37,6 +37,17 @@ def _computer(db: SamDB, sam: str, domain: str) -> None:
     })
 
 
+def _service_principal(db: SamDB, sam: str, spn: str, realm: str) -> None:
+    dn = db.search(base=db.domain_dn(), expression=f"(sAMAccountName={ldb.binary_encode(sam)})",
+                   attrs=[])[0].dn
+    message = ldb.Message(dn)
+    message["servicePrincipalName"] = ldb.MessageElement(spn, ldb.FLAG_MOD_REPLACE,
+                                                         "servicePrincipalName")
+    message["userPrincipalName"] = ldb.MessageElement(f"{spn}@{realm}", ldb.FLAG_MOD_REPLACE,
+                                                      "userPrincipalName")
+    db.modify(message)
+
+
 def main() -> None:
     """Apply the spec read from stdin."""
     spec = json.load(sys.stdin)
@@ -53,6 +64,8 @@ def main() -> None:
         else:
             db.newuser(sam, account["password"], setpassword=True)
             db.setexpiry(match, 0, no_expiry_req=True)
+        if account["spn"]:
+            _service_principal(db, sam, account["spn"], spec["realm"])
         for group in account["groups"]:
             db.add_remove_group_members(group, [sam], add_members_operation=True)
     for group, parent in spec["nesting"]:
@@ -60,8 +73,9 @@ def main() -> None:
     enable_net_export_keytab()
     net = Net(None, lp)
     for account in spec["accounts"]:
+        principal = account["spn"] or account["sam"]
         net.export_keytab(keytab=f"{spec['keytab_dir']}/{account['keytab']}",
-                          principal=f"{account['sam']}@{spec['realm']}")
+                          principal=f"{principal}@{spec['realm']}")
 
 
 if __name__ == "__main__":

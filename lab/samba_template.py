@@ -18,7 +18,7 @@ from pathlib import Path
 
 TEMPLATE_JSON = "template.json"
 #: bump when lab.samba_topology or the provisioning steps change
-RECIPE = 1
+RECIPE = 3
 #: per-lab state that a template must not carry
 _RUNTIME = ("run", "logs", "ccache", "lab.json", "proxy.toml")
 

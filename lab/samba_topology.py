@@ -13,7 +13,7 @@ REALM = "AD.EXAMPLE.TEST"
 DOMAIN = "ad.example.test"
 NETBIOS_DOMAIN = "ADEX"
 BASE_DN = "DC=ad,DC=example,DC=test"
-REVERSE_ZONE = "2.0.192.in-addr.arpa"  # 192.0.2.0/24 (TEST-NET-1): data only, no traffic
+REVERSE_ZONE = "1.0.10.in-addr.arpa"  # 10.0.1.0/24, the DHCP subnet of both labs: data only
 ZONES = (DOMAIN, REVERSE_ZONE)
 
 DC_NAME = "dc1"
@@ -41,11 +41,12 @@ class Account:
     keytab: str
     computer: bool = False
     groups: tuple[str, ...] = ()
+    spn: str | None = None  # a service account: its keytab holds this service principal
 
     @property
     def principal(self) -> str:
-        """The Kerberos principal (computers: ``DHCP1$@AD.EXAMPLE.TEST``)."""
-        return f"{self.sam}@{REALM}"
+        """The Kerberos principal (``DHCP1$@AD.EXAMPLE.TEST``, ``HTTP/proxy...@...``)."""
+        return f"{self.spn or self.sam}@{REALM}"
 
 
 ACCOUNTS: tuple[Account, ...] = (
@@ -54,6 +55,9 @@ ACCOUNTS: tuple[Account, ...] = (
     Account("dhcp1", "DHCP1$", "Lab-Dhcp-Host-1!", "dhcp1.keytab", True, (GROUP,)),
     Account("dhcp2", "DHCP2$", "Lab-Dhcp-Host-2!", "dhcp2.keytab", True, (NESTED_GROUP,)),
     Account("dhcp3", "DHCP3$", "Lab-Dhcp-Host-3!", "dhcp3.keytab", True),
+    # the proxy's HTTP interface (SPNEGO acceptor)
+    Account("http", "proxy-http", "Lab-Proxy-Http-1!", "http.keytab",
+            spn=f"HTTP/{PROXY_HOST}"),
 )
 #: nested groups: (group, the group it is a member of)
 NESTING = ((NESTED_GROUP, GROUP),)
