@@ -157,8 +157,10 @@ def render_proxy_config(
 
 def write_proxy_config(info: LabInfo, path: Path, **kwargs: object) -> Path:
     """Write :func:`render_proxy_config` to ``path`` (mode 0600: it holds secrets);
-    the HTTP interface on :data:`HTTP_PORT` unless ``http_port`` says otherwise."""
-    kwargs.setdefault("http_port", HTTP_PORT)
+    the HTTP interface on :data:`HTTP_PORT` (where the lab has an HTTP/ key) unless
+    ``http_port`` says otherwise."""
+    if "http" in info.principals:  # the Samba lab has no HTTP/ service key
+        kwargs.setdefault("http_port", HTTP_PORT)
     path.write_text(render_proxy_config(info, **kwargs))  # type: ignore[arg-type]
     path.chmod(0o600)
     return path
