@@ -20,6 +20,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from lab import samba_topology as topo
 from lab.base import LabError, NamespaceLab, write_proxy_config_hook
@@ -80,6 +81,23 @@ def env_vars(lab_dir: Path) -> dict[str, str]:
         "LDAPCONF": "/dev/null",
         "LDAPRC": "/dev/null",
         "LDAPSASL_NOCANON": "on",
+    }
+
+
+def accounts_spec(smb_conf: str, keytab_dir: str) -> dict[str, Any]:
+    """The input of :mod:`lab.samba_accounts` (also baked into docker/samba/accounts.json)."""
+    return {
+        "smb_conf": smb_conf,
+        "domain": topo.DOMAIN,
+        "realm": topo.REALM,
+        "keytab_dir": keytab_dir,
+        "groups": [topo.NESTED_GROUP],
+        "nesting": [list(n) for n in topo.NESTING],
+        "accounts": [
+            {"sam": a.sam, "password": a.password, "keytab": a.keytab,
+             "computer": a.computer, "groups": list(a.groups), "spn": a.spn}
+            for a in topo.ACCOUNTS
+        ],
     }
 
 
@@ -210,19 +228,7 @@ class SambaLab(NamespaceLab):
             *(f"--option={o}" for o in (*topo.SMB_OPTIONS, *paths)),
         ]
         self._run_logged(argv, "provision.log", timeout=180)
-        spec = {
-            "smb_conf": str(self.smb_conf),
-            "domain": topo.DOMAIN,
-            "realm": topo.REALM,
-            "keytab_dir": str(d / "keytabs"),
-            "groups": [topo.NESTED_GROUP],
-            "nesting": [list(n) for n in topo.NESTING],
-            "accounts": [
-                {"sam": a.sam, "password": a.password, "keytab": a.keytab,
-                 "computer": a.computer, "groups": list(a.groups), "spn": a.spn}
-                for a in topo.ACCOUNTS
-            ],
-        }
+        spec = accounts_spec(str(self.smb_conf), str(d / "keytabs"))
         script = Path(__file__).with_name("samba_accounts.py")
         self._run_logged([DISTRO_PYTHON, "-I", str(script)], "accounts.log",
                          input=json.dumps(spec))
