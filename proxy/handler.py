@@ -1,13 +1,15 @@
 """Runs one request through the pipeline and turns the result into a reply.
 
-Contract: :meth:`RequestHandler.handle` never raises. It returns the reply bytes, or
-None for "send nothing" (unreadable input, overload); it sets ``req.outcome``,
+Contract: :meth:`RequestHandler.handle` never raises (except the cancellation of a
+request abandoned at shutdown, which is recorded first). It returns the reply bytes,
+or None for "send nothing" (unreadable input, overload); it sets ``req.outcome``,
 ``req.rcode`` and ``req.detail`` and hands the finished request to every observer
 (request log, audit store, metrics) exactly once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
@@ -37,6 +39,12 @@ class RequestHandler:
         except Reject as reject:
             req.outcome, req.rcode, req.detail = reject.outcome, reject.rcode, reject.detail
             tsig_error = reject.tsig_error
+        except asyncio.CancelledError:
+            req.outcome, req.rcode = Outcome.ABANDONED, None
+            req.detail = ("abandoned at shutdown (listen.drain_timeout); if it had reached "
+                          f"{req.upstream or 'an upstream'}, it may have been applied")
+            self.finish(req)
+            raise
         except Exception as exc:
             log.exception("internal error on request from %s", req.client_text)
             req.outcome, req.rcode = Outcome.INTERNAL_ERROR, Outcome.INTERNAL_ERROR.default_rcode

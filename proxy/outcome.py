@@ -28,7 +28,8 @@ class Outcome(enum.Enum):
     DENIED_NOT_MEMBER = ("denied-not-member", dns.rcode.REFUSED)
     DENIED_POLICY = ("denied-policy", dns.rcode.REFUSED)
     DIRECTORY_UNAVAILABLE = ("directory-unavailable", dns.rcode.REFUSED)
-    DROPPED = ("dropped", None)  # no reply at all: unreadable header or overload
+    DROPPED = ("dropped", None)  # no reply at all: unreadable header, overload, draining
+    ABANDONED = ("abandoned", None)  # cut off at shutdown; it may have been applied
     INTERNAL_ERROR = ("internal-error", dns.rcode.SERVFAIL)
 
     @property

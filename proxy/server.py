@@ -32,8 +32,10 @@ class _UdpListener(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
-        if self.server.closing:
-            return  # draining: the client will retry elsewhere
+        if self.server.closing:  # draining: recorded; the client retries elsewhere
+            self.server.handler.drop(RequestContext(data, (addr[0], addr[1]), "udp"),
+                                     "the proxy is shutting down")
+            return
         self.server.last_datagram = time.monotonic()
         req = RequestContext(data, (addr[0], addr[1]), "udp")
         if not self.server.try_admit():
@@ -171,6 +173,7 @@ class Server:
                             len(pending), timeout)
                 for task in pending:
                     task.cancel()
+                await asyncio.wait(pending, timeout=1.0)  # let them record the abandon
                 done_all = False
         for transport in self._udp:
             transport.close()
