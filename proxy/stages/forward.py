@@ -6,8 +6,9 @@ from receipt): lease a security context, give the update a fresh ID, append a
 GSS-TSIG RR, send, and check the reply the way the upstream's kind needs
 (:mod:`proxy.dialects`). A BADKEY/BADSIG reply (the server lost the context, e.g.
 after a restart) — or, from Windows, an echoed REFUSED (its answer to an unknown or
-expired context) — drops the context and resends once on a fresh one; the client
-never sees it. A second echoed REFUSED is a real refusal. For an upstream without
+expired context) — drops that context and every older one and resends on a context
+negotiated after the loss; the client never sees it. An echoed REFUSED on such a
+fresh context is a real refusal. For an upstream without
 DHCID (Samba) the DHCID records and prerequisites are kept by the proxy
 (:mod:`proxy.dhcid`, :mod:`proxy.ownership`) and left out of the forwarded update.
 
@@ -126,29 +127,35 @@ class ForwardStage:
 
     async def _via(self, upstream: Upstream, req: RequestContext, body: bytes,
                    timeout: float) -> UpstreamReply:
-        for attempt in (1, 2):
+        """Send on a leased context; when the answer says the server lost it, drop it and
+        every context negotiated before the loss was seen, and resend on a fresh one."""
+        lost_at: float | None = None  # time.monotonic() of the first "context lost"
+        while True:
             try:
                 async with upstream.pool.lease() as context:
                     reply = await self._exchange(upstream, context, body, timeout)
                     stale = _stale_context(upstream.dialect, reply)
-                    if stale is None or (attempt == 2 and not reply.tsig_error):
-                        break
+                    if stale is None:
+                        return reply
+                    fresh = lost_at is not None and context.negotiated.negotiated_at > lost_at
+                    if fresh and not reply.tsig_error:  # Windows: REFUSED twice
+                        req.notes.append(f"{upstream.label} refused again on a fresh context: "
+                                         "a denial")
+                        return reply
                     upstream.pool.invalidate(context, stale)
             except KerberosError as exc:
                 raise _TryNext(str(exc)) from exc
             except UpstreamUnreachable as exc:
                 raise _TryNext(str(exc)) from exc
-            if attempt == 1:
+            if fresh:
+                raise Reject(Outcome.UPSTREAM_BAD_REPLY,
+                             f"{upstream.label} rejected a freshly negotiated context "
+                             f"({rcode_text(reply.tsig_error)})")
+            if lost_at is None:
+                lost_at = time.monotonic()
                 req.notes.append(f"context renegotiated with {upstream.label} ({stale})")
                 log.info("upstream %s answered %s; renegotiated and resent request %s from %s",
                          upstream.label, stale, req.request_id, req.client_text)
-        else:
-            raise Reject(Outcome.UPSTREAM_BAD_REPLY,
-                         f"{upstream.label} rejected a freshly negotiated context "
-                         f"({rcode_text(reply.tsig_error)})")
-        if stale is not None:
-            req.notes.append(f"{upstream.label} refused again on a fresh context: a denial")
-        return reply
 
     @staticmethod
     async def _exchange(upstream: Upstream, context: SecurityContext, body: bytes,

@@ -180,3 +180,22 @@ def test_echoed_noerror_is_not_success_unless_windows() -> None:
         _answer("samba", UpstreamReply(dns.rcode.NOERROR, False, 0, True))
     assert _answer("windows", UpstreamReply(dns.rcode.NOERROR, False, 0, True))[1] == \
         dns.rcode.NOERROR
+
+
+async def test_every_stale_context_is_skipped_after_a_restart() -> None:
+    """Several idle contexts, all forgotten: the request still ends on a fresh one."""
+    fake = FakeWindows({"example.test": "secure_only"})
+    port, closables = await serve(fake, "127.0.0.1")
+    pool = _pool(fake)
+    upstream = Upstream("w", UpstreamTransport("127.0.0.1", port), pool, DIALECTS["windows"])
+    handler, _ = make_handler([upstream])
+    try:
+        async with pool.lease(), pool.lease():  # two contexts negotiated, then idle
+            pass
+        fake.forget_all()
+        req, reply = await send(handler, _add("w8"))
+    finally:
+        for closable in closables:
+            closable.close()  # type: ignore[attr-defined]
+    assert reply is not None and reply.rcode() == dns.rcode.NOERROR, req.notes
+    assert fake.negotiations == 3 and req.upstream_verified is True
