@@ -1,14 +1,15 @@
 """The Samba lab flavour: a Samba 4 AD DC (KDC + LDAP + internal DNS) in a private namespace.
 
-``SambaLab(DIR).up()`` provisions realm AD.EXAMPLE.TEST into DIR (about 12-25 s:
+``SambaLab(DIR).up()`` provisions realm AD.EXAMPLE.TEST into DIR (about 10-12 s:
 ``samba-tool domain provision`` alone takes most of it), creates the lab's accounts
 (svc-dnsproxy with an exported keytab, DHCP1$ member of DnsUpdateProxy, DHCP2$ nested
-through DhcpServersNested, DHCP3$ in no group, other-writer), starts ``samba`` on
-127.0.2.1 and adds the reverse zone 1.0.10.in-addr.arpa. With ``template=T`` the
-provisioned state is built once into T (see :mod:`lab.samba_template`) and copied,
-so a further lab starts in about 2 s. DIR/lab.json has the :class:`~lab.info.LabInfo`
-shape of the MIT lab (``flavour == "samba"``); DIR/proxy.toml targets the DC with
-``kind = "samba"``. Nothing outside DIR is written; every process is stopped by PID.
+through DhcpServersNested, DHCP3$ in no group, other-writer, HTTP/proxy.ad.example.test),
+starts ``samba`` on 127.0.2.1 and adds the reverse zone 1.0.10.in-addr.arpa. With
+``template=T`` the provisioned state is built once into T (see :mod:`lab.samba_template`)
+and copied, so a further lab starts in about 1 s (measurements: docs/samba.md).
+DIR/lab.json has the :class:`~lab.info.LabInfo` shape of the MIT lab (``flavour ==
+"samba"``); DIR/proxy.toml targets the DC with ``kind = "samba"``. Nothing outside DIR
+is written; every process is stopped by PID.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from lab.samba_template import clone_template, is_current, seal_template
 READY_TIMEOUT_S = 60.0
 MODELS = ("prefork", "single")
 DISTRO_PYTHON = "/usr/bin/python3"  # has the samba/ldb bindings
-_SAMBA_EXES = {"samba", "smbd", "winbindd"}
 
 
 def _krb5_conf() -> str:
@@ -285,7 +285,7 @@ class SambaLab(NamespaceLab):
             netns = netns_inode(self.holder_pid)
         except (LabError, OSError):
             return []
-        return [p for p in pids_in_netns(netns) if exe_name(p) in _SAMBA_EXES]
+        return [p for p in pids_in_netns(netns) if exe_name(p) == "samba"]
 
     def stop_samba(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
         """Stop the samba master by its pid file, then wait for its workers to exit."""
@@ -293,7 +293,7 @@ class SambaLab(NamespaceLab):
         stop_pidfiles([(self.pidfile("samba"), "samba")], sig, timeout)
         survivors = wait_gone(workers, timeout)
         for pid in survivors:
-            if exe_name(pid) in _SAMBA_EXES:
+            if exe_name(pid) == "samba":
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         wait_gone(survivors, 5.0)
