@@ -199,3 +199,12 @@ async def test_every_stale_context_is_skipped_after_a_restart() -> None:
             closable.close()  # type: ignore[attr-defined]
     assert reply is not None and reply.rcode() == dns.rcode.NOERROR, req.notes
     assert fake.negotiations == 3 and req.upstream_verified is True
+
+
+def test_fake_windows_is_silent_on_garbage_and_echoes_unsigned_updates() -> None:
+    fake = FakeWindows({"example.test": "secure_only"})
+    assert fake.handle(b"\x12\x34\x28\x00garbage") is None
+    unsigned = _add("w9").to_wire()
+    reply = fake.handle(unsigned)
+    assert reply is not None and reply[4:] == unsigned[4:]  # the request, byte for byte
+    assert reply[3] & 0x0F == dns.rcode.REFUSED and reply[2] & 0x80
