@@ -169,6 +169,10 @@ class ForwardStage:
         try:
             return check_reply(raw, msg_id, context.key, mac, upstream.dialect.mac_forms)
         except BadUpstreamReply as exc:
+            # The context cannot be trusted any more (e.g. the server restored stale
+            # state after a crash and its MICs fail our replay check): retire it, so the
+            # next request negotiates afresh. This request may have been applied: SERVFAIL.
+            upstream.pool.invalidate(context, f"reply did not verify: {exc}")
             raise Reject(Outcome.UPSTREAM_BAD_REPLY, f"{upstream.label}: {exc}") from None
 
     @staticmethod

@@ -136,12 +136,6 @@ def test_bind_restart_hard_and_clean(mit_lab: MitLab, lab: LabInfo,
            frozenset({NOERROR, SERVFAIL}))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a reply whose GSS MAC fails verification does not retire the context "
-    "(proxy/stages/forward.py ForwardStage._exchange). After a clean restart BIND saves its "
-    "contexts; a later crash restores them with old sequence numbers, the proxy's context "
-    "rejects those replies as replays (BadMIC): every update on that context gets SERVFAIL "
-    "although BIND applied it, until the sequence numbers catch up"))
 def test_crash_after_clean_restart_stale_contexts(mit_lab: MitLab, lab: LabInfo,
                                                   tmp_path: Path) -> None:
     """BIND restarted cleanly (contexts saved to _default.tsigkeys), 5 updates, then
