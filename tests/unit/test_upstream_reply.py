@@ -13,6 +13,8 @@ import dns.rdtypes.ANY.TSIG
 import dns.tsig
 import dns.update
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proxy import wire
 from proxy.upstream_reply import BadUpstreamReply, MacForm, check_reply
@@ -110,3 +112,14 @@ def test_reply_with_wrong_id_or_other_key_is_refused() -> None:
     other = dns.tsig.Key("other.", b"o" * 32, "hmac-sha256")
     with pytest.raises(BadUpstreamReply, match="signed with key"):
         check_reply(echo(request, 0), 4711, other, mac)
+
+
+@settings(max_examples=1500, deadline=None, derandomize=True)
+@given(st.binary(max_size=300), st.integers(0, 0xFFFF))
+def test_any_bytes_are_classified_or_rejected_never_crash(data: bytes, msg_id: int) -> None:
+    key = dns.tsig.Key("k.sig-fake.", b"k" * 32, "hmac-sha256")
+    try:
+        reply = check_reply(data, msg_id, key, b"m" * 32)
+    except BadUpstreamReply:
+        return
+    assert not reply.verified  # random bytes never carry a MAC that verifies
