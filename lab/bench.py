@@ -49,16 +49,27 @@ BENCH_POLICY = LAB_POLICY_NO_OWNERSHIP + "rate = 1000000.0\nburst = 1000000\n"
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 
+ADDRESS_MARK = bytes([10, 0, 0xAB, 0xCD])
+
+
 def update_bodies(zone: str) -> list[bytes]:
     """Unsigned UPDATE wires: replace A and DHCID of bench-N (N < 500)."""
     bodies = []
     for n in range(NAMES):
         u = dns.update.UpdateMessage(zone + ".")
         name = f"bench-{n}"
-        u.replace(name, 300, "A", f"10.0.{n // 250}.{n % 250 + 1}")
+        u.replace(name, 300, "A", ".".join(map(str, ADDRESS_MARK)))
         u.replace(name, 300, "DHCID", "AAIBY2/AuCccgoJbsaxcQc9TUApJmP5vr4KTSvKxvHh9nT0=")
         bodies.append(u.to_wire())
     return bodies
+
+
+def body(bodies: list[bytes], i: int) -> bytes:
+    """Update ``i``: name ``i`` mod 500, address 10.0.x.y from ``i``, so no two updates
+    within 65,536 are alike (the proxy would answer a repeat as a retransmit)."""
+    template = bodies[i % NAMES]
+    at = template.index(ADDRESS_MARK) + 2
+    return template[:at] + struct.pack("!H", i & 0xFFFF) + template[at + 2:]
 
 
 class _Exchange(asyncio.DatagramProtocol):
@@ -153,7 +164,7 @@ async def direct_sender(info: LabInfo, bodies: list[bytes], concurrency: int) ->
 
     async def send(w: int, i: int) -> bool:
         msg_id = i & 0xFFFF
-        signed, mac = wire.append_tsig(wire.with_id(bodies[i % NAMES], msg_id), keys[w].key,
+        signed, mac = wire.append_tsig(wire.with_id(body(bodies, i), msg_id), keys[w].key,
                                        now=int(time.time()))
         reply = check_reply(await socks[w].ask(signed), msg_id, keys[w].key, mac)
         return reply.verified and reply.rcode == dns.rcode.NOERROR
@@ -168,7 +179,7 @@ async def proxy_sender(info: LabInfo, bodies: list[bytes], concurrency: int, por
 
     async def send(w: int, i: int) -> bool:
         msg_id = i & 0xFFFF
-        reply = await socks[w].ask(wire.with_id(bodies[i % NAMES], msg_id))
+        reply = await socks[w].ask(wire.with_id(body(bodies, i), msg_id))
         return struct.unpack_from("!HH", reply) == (msg_id, 0xA800)  # QR|UPDATE, NOERROR
 
     return send

@@ -19,6 +19,7 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import dns.exception
 import dns.flags
@@ -86,8 +87,7 @@ def check_reply(reply: bytes, msg_id: int, key: dns.tsig.Key, request_mac: bytes
     raise BadUpstreamReply(f"reply TSIG does not verify ({forms} digest)")
 
 
-def _read(reply: bytes) -> tuple[int, int, tuple[dns.name.Name, dns.rdtypes.ANY.TSIG.TSIG,
-                                                   int] | None]:
+def _read(reply: bytes) -> tuple[int, int, tuple[dns.name.Name, TsigRdata, int] | None]:
     """(ID, flags, TSIG) of ``reply`` without building the whole message (the cheap path:
     a reply is a header, our zone entry and a TSIG); TSIG is (key name, rdata, offset of
     its RR) when the last RR of the additional section is a TSIG, else None."""
@@ -102,25 +102,46 @@ def _read(reply: bytes) -> tuple[int, int, tuple[dns.name.Name, dns.rdtypes.ANY.
     start = last + used + 10
     if rdclass != dns.rdataclass.ANY or start + rdlen != len(reply):
         raise ValueError("a TSIG RR that is not class ANY or not at the end")
-    rdata = dns.rdata.from_wire(rdclass, rdtype, reply, start, rdlen)
-    return msg_id, flags, (keyname, rdata, last)  # type: ignore[return-value]
+    return msg_id, flags, (keyname, _tsig_rdata(reply, start), last)
 
 
-def _mac_verifies(reply: bytes, tsig_start: int, key: dns.tsig.Key,
-                  rdata: dns.rdtypes.ANY.TSIG.TSIG, request_mac: bytes, form: MacForm) -> bool:
+class TsigRdata(NamedTuple):
+    """The fields of a TSIG RR's data (RFC 8945 §4.2)."""
+
+    algorithm: dns.name.Name
+    time_signed: int
+    fudge: int
+    mac: bytes
+    original_id: int
+    error: int
+    other: bytes
+
+
+def _tsig_rdata(reply: bytes, start: int) -> TsigRdata:
+    algorithm, used = dns.name.from_wire(reply, start)
+    at = start + used
+    high, low, fudge, mac_size = struct.unpack_from("!HIHH", reply, at)
+    at += 10
+    mac = reply[at:at + mac_size]
+    original_id, error, other_size = struct.unpack_from("!HHH", reply, at + mac_size)
+    other_at = at + mac_size + 6
+    other = reply[other_at:other_at + other_size]
+    if len(mac) != mac_size or len(other) != other_size:
+        raise ValueError("TSIG data runs past the end of the reply")
+    return TsigRdata(algorithm, (high << 32) | low, fudge, mac, original_id, error, other)
+
+
+def _mac_verifies(reply: bytes, tsig_start: int, key: dns.tsig.Key, rdata: TsigRdata,
+                  request_mac: bytes, form: MacForm) -> bool:
     """RFC 8945 §4.3.3 digest of the reply (``form`` says how the request MAC enters)."""
     ctx = dns.tsig.get_context(key)
-    if form is MacForm.RFC:
-        ctx.update(struct.pack("!H", len(request_mac)))
-    ctx.update(request_mac)
+    prefix = struct.pack("!H", len(request_mac)) if form is MacForm.RFC else b""
     arcount = struct.unpack_from("!H", reply, 10)[0] - 1
-    ctx.update(struct.pack("!H", rdata.original_id) + reply[2:10] + struct.pack("!H", arcount))
-    ctx.update(reply[12:tsig_start])
-    ctx.update(key.name.to_digestable() + struct.pack("!HI", dns.rdataclass.ANY, 0))
-    signed = rdata.time_signed
-    ctx.update(rdata.algorithm.to_digestable()
-               + struct.pack("!HIH", (signed >> 32) & 0xFFFF, signed & 0xFFFFFFFF, rdata.fudge)
-               + struct.pack("!HH", rdata.error, len(rdata.other)) + rdata.other)
+    ctx.update(prefix + request_mac
+               + struct.pack("!H", rdata.original_id) + reply[2:10] + struct.pack("!H", arcount)
+               + reply[12:tsig_start]
+               + wire.tsig_variables(key.name, rdata.algorithm, rdata.time_signed,
+                                     rdata.fudge, rdata.error, rdata.other))
     try:
         ctx.verify(rdata.mac)
     except dns.tsig.BadSignature:

@@ -8,6 +8,7 @@ BADSIG to a compressed one).
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -20,6 +21,9 @@ import dns.tsig
 
 HEADER = struct.Struct("!HHHHHH")
 _RR_FIXED = struct.Struct("!HHIH")
+_TIME_FUDGE = struct.Struct("!HIH")
+_ERROR_OTHER = struct.Struct("!HH")
+_CLASS_TTL = struct.pack("!HI", dns.rdataclass.ANY, 0)
 QR = 0x8000
 OPCODE_MASK = 0x7800
 OPCODE_SHIFT = 11
@@ -74,16 +78,37 @@ def with_id(wire: bytes, msg_id: int) -> bytes:
     return struct.pack("!H", msg_id) + wire[2:]
 
 
+@functools.lru_cache(maxsize=4096)
+def name_bytes(name: dns.name.Name) -> tuple[bytes, bytes]:
+    """(uncompressed wire form, canonical digest form) of a key or algorithm name."""
+    return name.to_wire(), name.to_digestable()
+
+
+def tsig_variables(keyname: dns.name.Name, algorithm: dns.name.Name, time_signed: int,
+                   fudge: int, error: int, other: bytes) -> bytes:
+    """The TSIG variables that follow the message in a MAC digest (RFC 8945 §4.3.3)."""
+    return (name_bytes(keyname)[1] + _CLASS_TTL + name_bytes(algorithm)[1]
+            + _TIME_FUDGE.pack(time_signed >> 32, time_signed & 0xFFFFFFFF, fudge)
+            + _ERROR_OTHER.pack(error, len(other)) + other)
+
+
 def append_tsig(
     wire: bytes, key: dns.tsig.Key, *, fudge: int = 300, now: int
 ) -> tuple[bytes, bytes]:
-    """Sign ``wire`` (a request without TSIG) with ``key``; return (signed wire, MAC)."""
+    """Sign ``wire`` (a request without TSIG) with ``key``; return (signed wire, MAC).
+
+    The digest and the TSIG RR are built directly (no message rendering): MAC over the
+    message and the TSIG variables, key and algorithm names written uncompressed."""
     msg_id = struct.unpack_from("!H", wire)[0]
-    rdata = dns.rdtypes.ANY.TSIG.TSIG(
-        dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, now, fudge, b"", msg_id, 0, b""
-    )
-    signed, _ = dns.tsig.sign(wire, key, rdata, now)
-    return append_rr(wire, tsig_rr(key.name, signed)), signed.mac
+    ctx = dns.tsig.get_context(key)
+    ctx.update(wire + tsig_variables(key.name, key.algorithm, now, fudge, 0, b""))
+    mac = ctx.sign()
+    rdata = (name_bytes(key.algorithm)[0]
+             + _TIME_FUDGE.pack(now >> 32, now & 0xFFFFFFFF, fudge)
+             + struct.pack("!H", len(mac)) + mac + struct.pack("!HHH", msg_id, 0, 0))
+    rr = (name_bytes(key.name)[0]
+          + _RR_FIXED.pack(dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rdata)) + rdata)
+    return append_rr(wire, rr), mac
 
 
 def tsig_error_rr(keyname: dns.name.Name, algorithm: dns.name.Name, msg_id: int,
