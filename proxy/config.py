@@ -19,7 +19,7 @@ from typing import Literal
 import dns.name
 import dns.tsig
 
-from acl.config import DirectoryConfig
+from acl.config import DirectoryConfig, is_address
 from acl.policy.config import PolicyConfig
 from proxy.audit.config import AuditConfig
 from proxy.dialects import DIALECTS
@@ -34,14 +34,6 @@ HMAC_ALGORITHMS = {
     "hmac-sha384": dns.tsig.HMAC_SHA384,
     "hmac-sha512": dns.tsig.HMAC_SHA512,
 }
-
-
-def _bad_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return True
-    return False
 
 
 def _bad_network(text: str) -> bool:
@@ -78,7 +70,7 @@ class ListenConfig:
 
     def check(self, path: str) -> list[str]:
         problems = [f"{path}.addresses: {a!r} is not an IP address"
-                    for a in self.addresses if _bad_address(a)]
+                    for a in self.addresses if not is_address(a)]
         if not self.addresses:
             problems.append(f"{path}.addresses: at least one address is needed")
         if not 0 < self.port < 65536:
@@ -140,7 +132,7 @@ class UpstreamConfig:
 
     def check(self, path: str) -> list[str]:
         problems = []
-        if _bad_address(self.address):
+        if not is_address(self.address):
             problems.append(f"{path}.address: {self.address!r} is not an IP address")
         if not 0 < self.port < 65536:
             problems.append(f"{path}.port: {self.port} is not a port number (1-65535)")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import dns.exception
 import dns.name
@@ -51,20 +53,45 @@ def _skip_name(wire: bytes, offset: int) -> int:
         offset += 1 + length
 
 
-def layout(wire: bytes) -> Layout:
-    """Walk the sections of ``wire`` (already parsed successfully by dnspython)."""
-    _, _, qd, an, ns, ar = HEADER.unpack_from(wire)
+class RRHeader(NamedTuple):
+    """Where one RR starts and its fixed fields. ``section``: 1 answer (UPDATE:
+    prerequisites), 2 authority (UPDATE: updates), 3 additional."""
+
+    section: int
+    start: int
+    rdtype: int
+    rdclass: int
+    ttl: int
+    rdlen: int
+
+
+def _question_end(wire: bytes, qdcount: int) -> int:
     offset = 12
-    for _ in range(qd):
+    for _ in range(qdcount):
         offset = _skip_name(wire, offset) + 4
-    question_end = offset
+    return offset
+
+
+def rr_headers(wire: bytes) -> Iterator[RRHeader]:
+    """The RRs after the question/zone section, in order (raises FormError or
+    struct.error on a message that is cut short)."""
+    _, _, qd, an, ns, ar = HEADER.unpack_from(wire)
+    offset = _question_end(wire, qd)
+    for section, count in ((1, an), (2, ns), (3, ar)):
+        for _ in range(count):
+            start = offset
+            offset = _skip_name(wire, offset)
+            rdtype, rdclass, ttl, rdlen = _RR_FIXED.unpack_from(wire, offset)
+            offset += _RR_FIXED.size + rdlen
+            yield RRHeader(section, start, rdtype, rdclass, ttl, rdlen)
+
+
+def layout(wire: bytes) -> Layout:
+    """Where the zone section ends and the last RR starts."""
     last = None
-    for _ in range(an + ns + ar):
-        last = offset
-        offset = _skip_name(wire, offset)
-        rdlen = _RR_FIXED.unpack_from(wire, offset)[3]
-        offset += _RR_FIXED.size + rdlen
-    return Layout(question_end, last)
+    for last_rr in rr_headers(wire):
+        last = last_rr.start
+    return Layout(_question_end(wire, HEADER.unpack_from(wire)[2]), last)
 
 
 def strip_tsig(wire: bytes, tsig_start: int) -> bytes:

@@ -6,7 +6,6 @@ RRset holds several records, the highest TTL is read from the wire instead.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass, field
 
 import dns.exception
@@ -16,9 +15,8 @@ import dns.rrset
 import dns.update
 
 from acl.policy.names import Labels, is_reverse, labels_of
+from proxy.wire import HEADER, rr_headers
 
-_HEADER = struct.Struct("!HHHHHH")
-_RR_FIXED = struct.Struct("!HHIH")
 _DELETE_CLASSES = (dns.rdataclass.ANY, dns.rdataclass.NONE)
 
 
@@ -94,36 +92,12 @@ def digest(message: dns.update.UpdateMessage, wire: bytes) -> UpdateDigest:
             guard.matched.add(rrset.rdtype)
     if merged:
         max_ttl = _highest_added_ttl(wire)
-    count = _HEADER.unpack_from(wire)[4]
+    count = HEADER.unpack_from(wire)[4]
     return UpdateDigest(labels_of(message.zone[0].name), changes, guards, count, max_ttl)
-
-
-def _skip_name(wire: bytes, offset: int) -> int:
-    while True:
-        if offset >= len(wire):
-            raise dns.exception.FormError("name runs past the end of the message")
-        length = wire[offset]
-        if length == 0:
-            return offset + 1
-        if length & 0xC0 == 0xC0:
-            return offset + 2
-        offset += 1 + length
 
 
 def _highest_added_ttl(wire: bytes) -> tuple[int, int] | None:
     """(TTL, type) of the added record with the highest TTL in the update section."""
-    _, _, zocount, prcount, upcount, _ = _HEADER.unpack_from(wire)
-    offset = 12
-    for _ in range(zocount):
-        offset = _skip_name(wire, offset) + 4
-    for _ in range(prcount):
-        offset = _skip_name(wire, offset)
-        offset += _RR_FIXED.size + _RR_FIXED.unpack_from(wire, offset)[3]
-    highest = None
-    for _ in range(upcount):
-        offset = _skip_name(wire, offset)
-        rdtype, rdclass, ttl, rdlen = _RR_FIXED.unpack_from(wire, offset)
-        if rdclass not in _DELETE_CLASSES and (highest is None or ttl > highest[0]):
-            highest = (ttl, rdtype)
-        offset += _RR_FIXED.size + rdlen
-    return highest
+    added = [(rr.ttl, rr.rdtype) for rr in rr_headers(wire)
+             if rr.section == 2 and rr.rdclass not in _DELETE_CLASSES]
+    return max(added, key=lambda item: item[0]) if added else None
