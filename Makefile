@@ -1,25 +1,23 @@
-# The two commands: `make demo` and `make test`. Each runs the idempotent setup first.
-PY := .venv/bin/python
+# Shortcuts for developers; the README's commands are scripts/demo.sh and scripts/test.sh
+# (a bare machine has no make). Each runs the idempotent setup first.
 LAB_DIR ?= /tmp/dnsupdate-proxy-demo
 
-.PHONY: setup test demo lint bench clean
+.PHONY: setup test demo bench lint clean
 
 setup:
 	bash scripts/setup.sh
 
-test: setup
-	$(PY) -m ruff check .
-	$(PY) -m pytest -q -p no:cacheprovider
+test:
+	bash scripts/test.sh
 
-demo: setup
-	$(PY) -m lab.demo $(LAB_DIR)
+demo:
+	bash scripts/demo.sh $(LAB_DIR)
 
 bench: setup
-	$(PY) -m lab.bench $(BENCH_ARGS)
+	.venv/bin/python -m lab.bench $(BENCH_ARGS)
 
 lint: setup
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+	.venv/bin/python -m ruff check .
 
 clean:
 	rm -rf .venv build *.egg-info

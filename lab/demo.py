@@ -1,4 +1,4 @@
-"""``make demo``: the lab, the proxy, and a real DHCP server registering clients through it.
+"""The demo (``bash scripts/demo.sh``): a real DHCP server registering clients via the proxy.
 
 Brings the lab up in DIR (replacing a previous demo there), starts
 ``dnsupdate-proxy serve`` inside the lab namespace with the lab's ``proxy.toml``, then

@@ -4,7 +4,7 @@ and nothing malformed reaches the forward stage.
 Property-based (hypothesis: arbitrary bytes, and DNS-shaped messages) and
 mutation-based (bit flips, truncations, splices of the real Kea/dhcpd captures).
 ``FUZZ_CASES`` scales the run (default: about 6,000 cases in all; the long mode is
-``FUZZ_CASES=100000 make test`` or ``pytest -k fuzz``).
+``FUZZ_CASES=100000 bash scripts/test.sh -k fuzz``).
 """
 
 from __future__ import annotations
