@@ -66,9 +66,25 @@ class NamespaceLab:
         """The flavour's variables every lab process gets (``KRB5_CONFIG``, ...)."""
         raise NotImplementedError
 
-    def up(self) -> LabInfo:
-        """Create the lab in an empty directory, start it, write DIR/lab.json."""
+    def preflight_problems(self) -> list[str]:
+        """Why this flavour cannot run here (empty: it can)."""
         raise NotImplementedError
+
+    def _up(self) -> LabInfo:
+        """Start everything in the (checked, empty) directory; write DIR/lab.json."""
+        raise NotImplementedError
+
+    def up(self) -> LabInfo:
+        """Create the lab in an empty (or missing) directory and start everything.
+
+        On any failure, whatever was started is stopped again before the error propagates.
+        """
+        self._check_can_start(self.preflight_problems())
+        try:
+            return self._up()
+        except BaseException:
+            self.down()
+            raise
 
     def timing_summary(self) -> str:
         """One line with the phases of the last :meth:`up`."""

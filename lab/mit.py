@@ -53,17 +53,9 @@ class MitLab(NamespaceLab):
         return configs.env_vars(self.dir)
 
     # ------------------------------------------------------------------ up
-    def up(self) -> LabInfo:
-        """Create the lab in an empty (or missing) directory and start everything.
-
-        On any failure, whatever was started is stopped again before the error propagates.
-        """
-        self._check_can_start(preflight.problems())
-        try:
-            return self._up()
-        except BaseException:
-            self.down()
-            raise
+    def preflight_problems(self) -> list[str]:
+        """Root, namespace tools, MIT KDC, BIND and OpenLDAP programs."""
+        return preflight.problems()
 
     def _up(self) -> LabInfo:
         t0 = time.monotonic()

@@ -27,13 +27,13 @@ REQUIRED_PROGRAMS = (
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
 
-def problems() -> list[str]:
-    """Reasons why a lab cannot be started here (empty list: it can)."""
+def problems(required: tuple[str, ...] = REQUIRED_PROGRAMS) -> list[str]:
+    """Reasons why a lab needing the programs ``required`` cannot start here (empty: it can)."""
     found = []
     if os.geteuid() != 0:
         found.append(f"the lab needs root (euid is {os.geteuid()})")
     path = ":".join([*_SBIN, os.environ.get("PATH", "/usr/bin:/bin")])
-    missing = [p for p in REQUIRED_PROGRAMS if shutil.which(p, path=path) is None]
+    missing = [p for p in required if shutil.which(p, path=path) is None]
     if missing:
         found.append(f"programs missing: {', '.join(missing)} (run scripts/setup.sh)")
     return found

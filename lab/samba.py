@@ -164,17 +164,9 @@ class SambaLab(NamespaceLab):
         return self.dir / "etc/smb.conf"
 
     # ------------------------------------------------------------------ up
-    def up(self) -> LabInfo:
-        """Create the lab in an empty (or missing) directory and start the DC.
-
-        On any failure, whatever was started is stopped again before the error propagates.
-        """
-        self._check_can_start(problems())
-        try:
-            return self._up()
-        except BaseException:
-            self.down()
-            raise
+    def preflight_problems(self) -> list[str]:
+        """Root, namespace tools, the Samba AD DC packages and bindings."""
+        return problems()
 
     def _up(self) -> LabInfo:
         t0 = time.monotonic()

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import glob
-import os
-import shutil
 import subprocess
+
+from lab import preflight
 
 REQUIRED_PROGRAMS = (
     "unshare", "nsenter", "setsid", "ip", "mount", "timeout", "sh",
     "samba", "samba-tool", "kinit", "dig", "ldapsearch",
 )
-_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 #: what each Debian package provides that the lab needs but ``samba`` alone lacks
 _PACKAGE_FILES = {
     "samba-ad-provision": "/usr/share/samba/setup/ad-schema",
@@ -22,13 +21,7 @@ _PACKAGE_FILES = {
 
 def problems() -> list[str]:
     """Reasons why a Samba lab cannot be started here (empty list: it can)."""
-    found = []
-    if os.geteuid() != 0:
-        found.append(f"the lab needs root (euid is {os.geteuid()})")
-    path = ":".join([*_SBIN, os.environ.get("PATH", "/usr/bin:/bin")])
-    missing = [p for p in REQUIRED_PROGRAMS if shutil.which(p, path=path) is None]
-    if missing:
-        found.append(f"programs missing: {', '.join(missing)} (run scripts/setup.sh)")
+    found = preflight.problems(REQUIRED_PROGRAMS)
     packages = [pkg for pkg, pattern in _PACKAGE_FILES.items() if not glob.glob(pattern)]
     if packages:
         found.append(f"Debian packages missing: {' '.join(packages)} (apt-get install them)")
