@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import dns.message
 import dns.query
 import dns.reversename
+from polling import poll
 from proxy_process import ProxyProcess
 
 from lab import LabInfo, MitLab
@@ -31,24 +30,12 @@ from lab.proxy_config import render_proxy_config
 FWD = "example.test."
 REV = "1.0.10.in-addr.arpa."
 STEP_TIMEOUT_S = 8.0
-POLL_S = 0.05
 _FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
 #: one pool of ten addresses per scenario, so no scenario meets another's PTR records
 _POOLS = itertools.cycle(range(100, 200, 10))
 
-T = TypeVar("T")
 
 
-def poll(check: Callable[[], T | None], what: str, timeout: float = STEP_TIMEOUT_S) -> T:
-    """Call ``check`` until it returns something other than None/False; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(POLL_S)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import dns.exception
 import dns.message
@@ -44,6 +43,7 @@ import dns.query
 import dns.rcode
 import dns.tsig
 import dns.update
+from polling import poll
 
 from lab import LabInfo, MitLab
 from lab.proxy_config import key as lab_key
@@ -55,23 +55,11 @@ STRANGER = "127.0.9.9"  # no [[senders]] entry: always refused
 SIGNER = "svc-dnsproxy@EXAMPLE.TEST"
 KEA_TRIES = 3
 KEA_TIMEOUT = 0.5
-POLL_S = 0.02
 NOERROR, YXDOMAIN = dns.rcode.NOERROR, dns.rcode.YXDOMAIN
 SERVFAIL, REFUSED = dns.rcode.SERVFAIL, dns.rcode.REFUSED
 
-T = TypeVar("T")
 
 
-def poll(check: Callable[[], T | None], what: str, timeout: float = 5.0) -> T:
-    """Call ``check`` until it returns something other than None/False; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(POLL_S)
 
 
 def rcode_name(rcode: int | None) -> str:
