@@ -116,7 +116,8 @@ def nsupdate(proxy: ProxyProcess, script: str, *, tsig: str | None = None,
     argv = ["nsupdate"]
     if tsig:
         argv += ["-y", tsig]
-    text = f"server {proxy.address} {proxy.port}\nlocal {source}\n{script}\nsend\n"
+    # a blank line means "send" to nsupdate: strip the script, or it sends twice
+    text = f"server {proxy.address} {proxy.port}\nlocal {source}\n{script.strip()}\nsend\n"
     return subprocess.run(argv, input=text, capture_output=True, text=True, timeout=20)
 
 
