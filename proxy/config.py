@@ -150,7 +150,8 @@ class ForwardConfig:
     """Retry and failover policy towards the upstream servers (data, not code)."""
 
     try_timeout: float = setting(
-        0.2, doc="Seconds to wait for one upstream's answer before trying the next."
+        0.2, doc="Seconds to wait for one upstream's answer before trying the next "
+        "(the last upstream may use what is left of the deadline)."
     )
     deadline: float = setting(
         0.4,

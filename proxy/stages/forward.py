@@ -1,9 +1,10 @@
 """Stage ``forward``: re-sign with GSS-TSIG, send upstream (failover), map the answer.
 
 Input: ``req.body`` (the update without the client's TSIG). For each upstream in
-order, within ``forward.try_timeout`` each and ``forward.deadline`` in all (counted
-from receipt): lease a security context, give the update a fresh ID, append a
-GSS-TSIG RR, send, and check the reply the way the upstream's kind needs
+order, within ``forward.try_timeout`` each (the last one: whatever is left) and
+``forward.deadline`` in all (counted from receipt): lease a security context, give
+the update a fresh ID, append a GSS-TSIG RR, send, and check the reply the way the
+upstream's kind needs
 (:mod:`proxy.dialects`). A BADKEY/BADSIG reply (the server lost the context, e.g.
 after a restart) — or, from Windows, an echoed REFUSED (its answer to an unknown or
 expired context) — drops that context and every older one and resends on a context
@@ -87,6 +88,7 @@ class ForwardStage:
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
         problems: list[str] = []
+        last = self.upstreams[-1] if self.upstreams else None
         for upstream in self.upstreams:
             remaining = self.policy.deadline - req.elapsed_ms() / 1000.0
             if remaining <= 0:
@@ -96,7 +98,10 @@ class ForwardStage:
             plan = None if upstream.dhcid else self._plan(req, upstream)
             body = plan.body if plan is not None else req.body
             try:
-                async with asyncio.timeout(min(self.policy.try_timeout, remaining)):
+                # the per-try limit leaves time to fail over; the last upstream may use
+                # all that is left of the deadline (e.g. to renegotiate after a restart)
+                limit = remaining if upstream is last else min(self.policy.try_timeout, remaining)
+                async with asyncio.timeout(limit):
                     reply = await self._via(upstream, req, body, remaining)
             except TimeoutError:
                 problems.append(f"{upstream.label}: no answer in time")
