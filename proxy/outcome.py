@@ -43,6 +43,9 @@ class Outcome(enum.Enum):
         return self.value[1]
 
 
+_OUTCOME_DEFAULT = object()  # "the outcome's usual rcode" (None already means "no reply")
+
+
 class Reject(Exception):
     """Raised by a stage to end a request: the front answers with ``rcode``.
 
@@ -57,11 +60,12 @@ class Reject(Exception):
         outcome: Outcome,
         detail: str,
         *,
-        rcode: int | type[Ellipsis] | None = ...,
+        rcode: int | object | None = _OUTCOME_DEFAULT,
         tsig_error: int = 0,
     ) -> None:
         super().__init__(detail)
         self.outcome = outcome
         self.detail = detail
-        self.rcode: int | None = outcome.default_rcode if rcode is ... else rcode  # type: ignore[assignment]
+        self.rcode: int | None = (outcome.default_rcode if rcode is _OUTCOME_DEFAULT
+                                  else rcode)  # type: ignore[assignment]
         self.tsig_error = tsig_error
