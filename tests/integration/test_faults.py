@@ -60,15 +60,20 @@ FLAKY = "127.0.1.55"  # the controllable upstream (FlakyUpstream; test_windows h
 
 
 def start_proxy(lab: LabInfo, directory: Path, *, audit: str = "", ldap: str = "",
-                **options: object) -> ProxyProcess:
+                deadline: float | None = None, **options: object) -> ProxyProcess:
     """A proxy on a free port with the lab's default policy (DHCID ownership);
-    ``audit``, ``ldap``: more ``[audit]``, ``[directory]`` settings (TOML lines)."""
+    ``audit``, ``ldap``: more ``[audit]``, ``[directory]`` settings (TOML lines);
+    ``deadline``: replaces ``forward.deadline`` and ``forward.try_timeout``."""
     port = free_port(lab.proxy_ip)
     config = directory / f"proxy-{port}.toml"
     text = render_proxy_config(lab, port=port, **options)  # type: ignore[arg-type]
     for table, lines in (("[audit]\n", audit), ("[directory]\n", ldap)):
         assert table in text
         text = text.replace(table, table + lines)
+    if deadline is not None:
+        assert "try_timeout = 0.2\ndeadline = 0.4\n" in text
+        text = text.replace("try_timeout = 0.2\ndeadline = 0.4\n",
+                            f"try_timeout = {deadline}\ndeadline = {deadline}\n")
     config.write_text(text)
     return ProxyProcess(config, lab.proxy_ip, port).start()
 
@@ -290,8 +295,9 @@ def test_sigterm_abandoned_request_is_audited(mit_lab: MitLab, lab: LabInfo,
     the proxy abandons the request; BIND applies it once thawed. The request must still
     have its audit row (an abandoned update may have been applied)."""
     http_port = free_port(lab.proxy_ip)
+    # a long forward deadline: the update must still be waiting when SIGTERM arrives
     proxy = start_proxy(lab, tmp_path, listen_options={"drain_timeout": 0.1},
-                        http_port=http_port)
+                        http_port=http_port, deadline=10.0)
     client = KeaLikeClient(target(proxy), tries=1, timeout=1.5)
     update = Update(f"f5x-0.{ZONE}", "10.0.8.50", DHCP1)
     sender = threading.Thread(target=client.run, args=(update,))
