@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,44 +31,37 @@ DEFAULT_PROTECTED_TYPES = ("NS", "SOA", "SRV")
 Ownership = Literal["dhcid", "txt", "off"]
 
 
-def _bad_names(path: str, names: list[str]) -> list[str]:
+def _invalid(path: str, items: list[str], parse: Callable[[str], object],
+             errors: type[Exception] | tuple[type[Exception], ...], what: str,
+             detail: bool = False) -> list[str]:
+    """One problem line per item of ``items`` that ``parse`` rejects with ``errors``."""
     problems = []
-    for i, text in enumerate(names):
+    for i, text in enumerate(items):
         try:
-            dns.name.from_text(text)
-        except dns.exception.DNSException:
-            problems.append(f"{path}[{i}]: {text!r} is not a valid DNS name")
+            parse(text)
+        except errors as exc:
+            suffix = f" ({exc})" if detail else ""
+            problems.append(f"{path}[{i}]: {text!r} is not {what}{suffix}")
     return problems
+
+
+def _bad_names(path: str, names: list[str]) -> list[str]:
+    return _invalid(path, names, dns.name.from_text, dns.exception.DNSException,
+                    "a valid DNS name")
 
 
 def _bad_types(path: str, types: list[str]) -> list[str]:
-    problems = []
-    for i, text in enumerate(types):
-        try:
-            dns.rdatatype.from_text(text)
-        except dns.rdatatype.UnknownRdatatype:
-            problems.append(f"{path}[{i}]: {text!r} is not a DNS record type")
-    return problems
+    return _invalid(path, types, dns.rdatatype.from_text, dns.rdatatype.UnknownRdatatype,
+                    "a DNS record type")
 
 
 def _bad_patterns(path: str, patterns: list[str]) -> list[str]:
-    problems = []
-    for i, text in enumerate(patterns):
-        try:
-            re.compile(text)
-        except re.error as exc:
-            problems.append(f"{path}[{i}]: {text!r} is not a regular expression ({exc})")
-    return problems
+    return _invalid(path, patterns, re.compile, re.error, "a regular expression", True)
 
 
 def _bad_networks(path: str, networks: list[str]) -> list[str]:
-    problems = []
-    for i, text in enumerate(networks):
-        try:
-            ipaddress.ip_network(text, strict=True)
-        except ValueError as exc:
-            problems.append(f"{path}[{i}]: {text!r} is not an IP network ({exc})")
-    return problems
+    return _invalid(path, networks, lambda t: ipaddress.ip_network(t, strict=True),
+                    ValueError, "an IP network", True)
 
 
 @dataclass
