@@ -138,30 +138,12 @@ class NamespaceLab:
         """Environment of lab processes: caller's PATH/HOME/TERM + lab env + ``extra``."""
         return {**base_env(), **self.lab_env(), **(extra or {})}
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        input: str | bytes | None = None,
-        check: bool = True,
-        timeout: float | None = 60.0,
-        capture_output: bool = True,
-        text: bool = True,
-        **kwargs: Any,
-    ) -> subprocess.CompletedProcess[Any]:
-        """Run ``argv`` inside the lab namespaces with the lab env (``env`` adds variables)."""
-        return run_in(
-            self.holder_pid,
-            argv,
-            self.env(env),
-            input=input,
-            check=check,
-            timeout=timeout,
-            capture_output=capture_output,
-            text=text,
-            **kwargs,
-        )
+    def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+            **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        """Run ``argv`` inside the lab namespaces with the lab env (``env`` adds variables);
+        the other arguments and their defaults are :func:`lab.namespace.run_in`'s (checked,
+        captured text, 60 s timeout)."""
+        return run_in(self.holder_pid, argv, self.env(env), **kwargs)
 
     def popen(
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, **kwargs: Any
