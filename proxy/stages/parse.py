@@ -29,6 +29,18 @@ from proxy.context import RequestContext
 from proxy.outcome import Outcome, Reject
 from proxy.pipeline import Answer, Next
 
+# inbound TSIG failures: (exception, detail, RFC 8945 error in the NOTAUTH reply)
+_TSIG_FAILURES: tuple[tuple[type[Exception], str, int], ...] = (
+    (dns.message.UnknownTSIGKey, "unknown TSIG key {key}", dns.rcode.BADKEY),
+    (dns.tsig.BadAlgorithm, "TSIG key {key} used with the wrong algorithm", dns.rcode.BADKEY),
+    (dns.tsig.BadTime, "TSIG time of key {key} is outside the allowed skew", dns.rcode.BADTIME),
+    (dns.tsig.BadSignature, "TSIG signature of key {key} does not verify", dns.rcode.BADSIG),
+)
+
+
+def _malformed(exc: Exception) -> Reject:
+    return Reject(Outcome.BAD_REQUEST, f"malformed UPDATE: {exc}")
+
 
 class ParseStage:
     """Parses and verifies; see the module docstring for the contract."""
@@ -77,27 +89,13 @@ class ParseStage:
     def _from_wire(self, req: RequestContext) -> dns.message.Message:
         try:
             return dns.message.from_wire(req.wire, keyring=self.keyring)
-        except dns.message.UnknownTSIGKey:
-            self._note_key(req)
-            raise Reject(Outcome.AUTH_FAILED, f"unknown TSIG key {req.tsig_key_name}",
-                         tsig_error=dns.rcode.BADKEY) from None
-        except dns.tsig.BadAlgorithm:
-            self._note_key(req)
-            raise Reject(Outcome.AUTH_FAILED,
-                         f"TSIG key {req.tsig_key_name} used with the wrong algorithm",
-                         tsig_error=dns.rcode.BADKEY) from None
-        except dns.tsig.BadTime:
-            self._note_key(req)
-            raise Reject(Outcome.AUTH_FAILED,
-                         f"TSIG time of key {req.tsig_key_name} is outside the allowed skew",
-                         tsig_error=dns.rcode.BADTIME) from None
-        except dns.tsig.BadSignature:
-            self._note_key(req)
-            raise Reject(Outcome.AUTH_FAILED,
-                         f"TSIG signature of key {req.tsig_key_name} does not verify",
-                         tsig_error=dns.rcode.BADSIG) from None
         except (dns.exception.DNSException, ValueError, struct.error) as exc:
-            raise Reject(Outcome.BAD_REQUEST, f"malformed UPDATE: {exc}") from None
+            for kind, text, error in _TSIG_FAILURES:
+                if isinstance(exc, kind):
+                    self._note_key(req)
+                    raise Reject(Outcome.AUTH_FAILED, text.format(key=req.tsig_key_name),
+                                 tsig_error=error) from None
+            raise _malformed(exc) from None
 
     def _note_key(self, req: RequestContext) -> None:
         """Record which key the client claimed (the reply to BADTIME is signed with it).
@@ -106,6 +104,6 @@ class ParseStage:
         try:
             unverified = dns.message.from_wire(req.wire, keyring=False)
         except (dns.exception.DNSException, ValueError, struct.error) as exc:
-            raise Reject(Outcome.BAD_REQUEST, f"malformed UPDATE: {exc}") from None
+            raise _malformed(exc) from None
         req.tsig_key_name = unverified.keyname.to_text()
         req.client_key = self.keyring.get(unverified.keyname)
