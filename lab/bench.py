@@ -12,6 +12,20 @@ updates/s, latency p50/p95/p99, errors, and for the proxy its CPU µs per update
 RSS at start and end. ``--json`` prints the same as JSON. ``--soak N`` sends N updates
 through the proxy and reports memory growth. Numbers are only comparable within one
 run on one machine: the load generator, BIND and the proxy share its cores.
+
+Opt-in measurements (after the runs above, in the same lab):
+
+* ``--kea`` (:mod:`lab.bench_kea`, about ``--seconds`` + 5 s): Kea's kea-dhcp-ddns
+  (D2) as the real client. Name change requests, as kea-dhcp4 sends them, keep
+  ``--kea-window`` (32) in flight at D2, which sends each one's forward add and reverse
+  replace to the proxy (full lab policy, DHCID ownership on). Row ``kea``: UPDATEs/s
+  the proxy forwarded, latency per NCR (sent to D2 -> D2 logged the outcome), NCRs
+  failed or unfinished as errors, proxy CPU µs/update and RSS; JSON key ``kea``.
+* ``--group-sizes 10,1000,10000`` (:mod:`lab.bench_directory`, about ``--seconds`` + 5 s
+  per size plus ~1 s per 1,000 members): DnsUpdateProxy grown to each size in the lab's
+  slapd; the cost of an uncached group decision on the proxy's own code path (p50/p95
+  ms for a direct, a nested and a non-member), a cached one (µs), and a proxy run at the
+  first concurrency level; own table, JSON key ``group_sizes``.
 """
 
 from __future__ import annotations
@@ -28,6 +42,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.rcode
@@ -188,12 +203,17 @@ async def proxy_sender(info: LabInfo, bodies: list[bytes], concurrency: int, por
 class ProxyUnderTest:
     """``dnsupdate-proxy serve`` as a subprocess of this (namespaced) process."""
 
-    def __init__(self, info: LabInfo, concurrency: int, workdir: Path) -> None:
-        self.port = 5300 + concurrency
-        config = workdir / f"bench-{concurrency}.toml"
+    def __init__(self, info: LabInfo, concurrency: int, workdir: Path, *,
+                 policy: str = BENCH_POLICY, name: str | None = None,
+                 port: int | None = None) -> None:
+        """Pool size ``concurrency``; files ``<name>.toml``/``.log`` (default ``bench-C``)."""
+        self.port = port or 5300 + concurrency
+        name = name or f"bench-{concurrency}"
+        config = workdir / f"{name}.toml"
         config.write_text(render_proxy_config(info, port=self.port, pool_size=concurrency,
-                                              policy=BENCH_POLICY))
-        self.log = (workdir / f"bench-{concurrency}.log").open("ab")
+                                              policy=policy))
+        self.log_path = workdir / f"{name}.log"
+        self.log = self.log_path.open("ab")
         self.config = config
         self.proc: asyncio.subprocess.Process | None = None
 
@@ -242,17 +262,24 @@ async def measure(info: LabInfo, concurrency: int, seconds: float, workdir: Path
     proxy = ProxyUnderTest(info, concurrency, workdir)
     await proxy.start(info)
     try:
-        send = await proxy_sender(info, bodies, concurrency, proxy.port)
-        await drive("proxy", concurrency, send, count=max(concurrency * 20, 2000))  # warm-up
-        rss0, cpu0 = proxy.rss_kb(), proxy.cpu_seconds()
-        run = await drive("proxy", concurrency, send, seconds=None if soak else seconds,
-                          count=soak)
-        run.proxy_cpu_us_per_update = (proxy.cpu_seconds() - cpu0) / max(run.updates, 1) * 1e6
-        run.proxy_rss_kb_start, run.proxy_rss_kb_end = rss0, proxy.rss_kb()
-        results.append(run)
+        results.append(await proxy_run(proxy, info, bodies, concurrency,
+                                       seconds=None if soak else seconds, count=soak))
     finally:
         await proxy.stop()
     return results
+
+
+async def proxy_run(proxy: ProxyUnderTest, info: LabInfo, bodies: list[bytes],
+                    concurrency: int, *, mode: str = "proxy", seconds: float | None = None,
+                    count: int | None = None) -> RunResult:
+    """Warm up the started ``proxy``, then one measured run with its CPU and RSS."""
+    send = await proxy_sender(info, bodies, concurrency, proxy.port)
+    await drive(mode, concurrency, send, count=max(concurrency * 20, 2000))  # warm-up
+    rss0, cpu0 = proxy.rss_kb(), proxy.cpu_seconds()
+    run = await drive(mode, concurrency, send, seconds=seconds, count=count)
+    run.proxy_cpu_us_per_update = (proxy.cpu_seconds() - cpu0) / max(run.updates, 1) * 1e6
+    run.proxy_rss_kb_start, run.proxy_rss_kb_end = rss0, proxy.rss_kb()
+    return run
 
 
 def summary(results: Sequence[RunResult]) -> dict[str, object]:
@@ -289,8 +316,11 @@ def table(results: Sequence[RunResult]) -> str:
     return "\n".join(lines)
 
 
-async def _main(args: argparse.Namespace) -> list[RunResult]:
+async def _main(args: argparse.Namespace) -> tuple[list[RunResult], dict[str, Any]]:
+    from lab import bench_directory, bench_kea  # they import this module
+
     results: list[RunResult] = []
+    extra: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="dnsupdate-bench-") as tmp:
         lab = MitLab(Path(tmp) / "lab")
         info = lab.up()
@@ -300,28 +330,63 @@ async def _main(args: argparse.Namespace) -> list[RunResult]:
         try:
             for c in args.concurrency:
                 results += await measure(info, c, args.seconds, Path(tmp), args.soak)
+            if args.kea:
+                kea = await bench_kea.run_kea(lab, info, Path(tmp), args.seconds, args.kea_window)
+                results.append(kea.run)
+                extra["kea"] = kea
+            if args.group_sizes:
+                extra["group_sizes"] = await bench_directory.run_group_sizes(
+                    lab, info, args.group_sizes, concurrency=args.concurrency[0],
+                    seconds=args.seconds, workdir=Path(tmp))
         finally:
             os.environ.clear()
             os.environ.update(saved)
             leave_netns(previous)
             lab.down()
-    return results
+    return results, extra
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",")]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: ``python -m lab.bench [--concurrency 1,8] [--seconds S] [--json]``."""
+    """Entry point: ``python -m lab.bench [--concurrency 1,8] [--seconds S] [--json]
+    [--kea] [--group-sizes 10,1000,10000]``."""
     parser = argparse.ArgumentParser(prog="dnsupdate-bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--concurrency", default="8",
-                        type=lambda s: [int(x) for x in s.split(",")],
+    parser.add_argument("--concurrency", default="8", type=_ints,
                         help="comma-separated concurrency levels (default 8)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per run (default 10)")
     parser.add_argument("--soak", type=int, default=None, metavar="N",
                         help="send N updates through the proxy only; report memory growth")
+    parser.add_argument("--kea", action="store_true",
+                        help="also run Kea's D2 as the proxy's client (mode 'kea', "
+                        "lab/bench_kea.py; adds about --seconds + 5 s)")
+    parser.add_argument("--kea-window", type=int, default=32, metavar="N",
+                        help="NCRs outstanding at D2 in --kea (default 32, D2's own limit)")
+    parser.add_argument("--group-sizes", type=_ints, default=None, metavar="N,N,...",
+                        help="also measure the group check with DnsUpdateProxy grown to "
+                        "these member counts, e.g. 10,1000,10000 (lab/bench_directory.py; "
+                        "per size about --seconds + 5 s, plus ~1 s per 1,000 members)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
-    results = asyncio.run(_main(args))
-    print(json.dumps(summary(results), indent=1) if args.json else table(results))
+    results, extra = asyncio.run(_main(args))
+    kea, groups = extra.get("kea"), extra.get("group_sizes")
+    if args.json:
+        out = summary(results)
+        if kea is not None:
+            out["kea"] = kea.summary()
+        if groups is not None:
+            out["group_sizes"] = [g.summary() for g in groups]
+        print(json.dumps(out, indent=1))
+        return 0
+    print(table(results))
+    if kea is not None:
+        print(kea.line())
+    if groups is not None:
+        from lab.bench_directory import group_table
+        print("\n" + group_table(groups))
     return 0
 
 
