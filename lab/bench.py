@@ -200,6 +200,12 @@ async def proxy_sender(info: LabInfo, bodies: list[bytes], concurrency: int, por
     return send
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+
+
 class ProxyUnderTest:
     """``dnsupdate-proxy serve`` as a subprocess of this (namespaced) process."""
 
@@ -233,8 +239,7 @@ class ProxyUnderTest:
 
     def cpu_seconds(self) -> float:
         assert self.proc is not None
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+        return cpu_seconds(self.proc.pid)
 
     def rss_kb(self) -> int:
         assert self.proc is not None

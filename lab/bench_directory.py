@@ -12,7 +12,8 @@ added with ldapadd/ldapmodify as the lab's rootdn; slapo-memberof keeps their
   every ``decide()`` is a cache miss on the proxy's path: worker thread, account
   search, upward membership walk. ``repetitions`` calls (after 3 unmeasured) for each
   of DHCP1$ (direct member), DHCP2$ (nested), DHCP3$ (not a member) and
-  BENCH-MEMBER-0$ (a filler, direct member; from size 3 on); p50 and p95 in ms.
+  BENCH-MEMBER-0$ (a filler, direct member; from size 3 on): p50 and p95 in ms, CPU
+  µs per decision of this process (the proxy's side) and of slapd (all its threads).
   ``cold_ms``: a new authority's ``prepare()`` + first decision (bind included).
 * **hit**: µs per ``decide()`` answered from the cache (default ``ttl``).
 * **proxy**: a fresh ``dnsupdate-proxy serve`` (the bench configuration) measured at
@@ -27,6 +28,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import ldap3
@@ -119,9 +121,17 @@ def _ms(samples: Sequence[float]) -> tuple[float, float]:
     return round(statistics.median(samples), 3), round(q[18], 3)
 
 
-async def miss_costs(info: LabInfo, identities: Sequence[str],
+def task_cpu_ns(pid: int) -> int:
+    """CPU time of all threads of ``pid`` in ns (``/proc/PID/task/*/schedstat``)."""
+    return sum(int(stat.read_text().split()[0])
+               for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"))
+
+
+async def miss_costs(info: LabInfo, slapd_pid: int, identities: Sequence[str],
                      repetitions: int) -> tuple[dict[str, dict[str, Any]], float]:
-    """``{identity: {verdict, p50_ms, p95_ms}}`` of uncached decisions, and ``cold_ms``."""
+    """``{identity: {verdict, p50_ms, p95_ms, cpu_us, slapd_cpu_us}}`` of uncached
+    decisions (``cpu_us``: this process, i.e. the proxy's side; ``slapd_cpu_us``: the
+    server's), and ``cold_ms``."""
     auth = authority(info, ttl=0.0)
     try:
         t0 = time.perf_counter()
@@ -130,14 +140,20 @@ async def miss_costs(info: LabInfo, identities: Sequence[str],
         cold_ms = round((time.perf_counter() - t0) * 1000, 3)
         costs = {}
         for identity in identities:
+            for _ in range(WARMUP):
+                await auth.decide(identity)
             samples = []
-            for i in range(WARMUP + repetitions):
+            cpu0, slapd0 = time.process_time(), task_cpu_ns(slapd_pid)
+            for _ in range(repetitions):
                 s = time.perf_counter()
                 decision = await auth.decide(identity)
-                if i >= WARMUP:
-                    samples.append((time.perf_counter() - s) * 1000)
+                samples.append((time.perf_counter() - s) * 1000)
+            cpu_us = (time.process_time() - cpu0) / repetitions * 1e6
+            slapd_us = (task_cpu_ns(slapd_pid) - slapd0) / repetitions / 1000
             p50, p95 = _ms(samples)
-            costs[identity] = {"verdict": decision.verdict.value, "p50_ms": p50, "p95_ms": p95}
+            costs[identity] = {"verdict": decision.verdict.value, "p50_ms": p50,
+                               "p95_ms": p95, "cpu_us": round(cpu_us),
+                               "slapd_cpu_us": round(slapd_us)}
         return costs, cold_ms
     finally:
         await auth.close()
@@ -186,18 +202,21 @@ class GroupSizeResult:
 
 
 async def run_group_sizes(lab: MitLab, info: LabInfo, sizes: Sequence[int], *,
-                          concurrency: int, seconds: float, workdir: Any,
-                          repetitions: int = 30) -> list[GroupSizeResult]:
+                          concurrency: int, seconds: float, workdir: Path,
+                          repetitions: int = 100) -> list[GroupSizeResult]:
     """Grow the group through ``sizes`` (ascending) and measure at each; see the module."""
     results = []
     fillers = 0
     bodies = update_bodies(info.zones[0])
+    slapd_pid = lab.pid("slapd")
+    if slapd_pid is None:
+        raise RuntimeError("slapd is not running")
     for size in sorted(sizes):
         t0 = time.perf_counter()
         fillers = grow(lab, size, fillers)
         build_s = time.perf_counter() - t0
         identities = [i for i in IDENTITIES if fillers or not i.startswith(FILLER)]
-        miss, cold_ms = await miss_costs(info, identities, repetitions)
+        miss, cold_ms = await miss_costs(info, slapd_pid, identities, repetitions)
         result = GroupSizeResult(size, member_count(info), build_s, cold_ms,
                                  await hit_cost_us(info), miss)
         proxy = ProxyUnderTest(info, concurrency, workdir, name=f"group-{size}")
@@ -211,24 +230,23 @@ async def run_group_sizes(lab: MitLab, info: LabInfo, sizes: Sequence[int], *,
     return results
 
 
-def _pair(cost: dict[str, Any] | None) -> str:
-    return f"{cost['p50_ms']:.2f} / {cost['p95_ms']:.2f}" if cost else "-"
-
-
 def group_table(results: Sequence[GroupSizeResult]) -> str:
-    """One row per size: miss p50 per identity, hit, and the proxy run."""
-    short = {"DHCP1$": "direct", "DHCP2$": "nested", "DHCP3$": "not-mbr", f"{FILLER}-0$": "filler"}
-    head = (f"{'members':>8}{'build s':>9}{'cold ms':>9}"
-            + "".join(f"{'miss ' + s + ' ms':>18}" for s in short.values())
-            + f"{'hit µs':>8}{'C':>4}{'upd/s':>8}{'p50 ms':>8}{'p99 ms':>8}"
-            f"{'CPU µs/upd':>12}{'err':>5}")
-    lines = ["directory group size (miss: p50 / p95 of uncached decisions)", head,
+    """Two tables: uncached decisions per size and identity; per size, the rest."""
+    head = (f"{'members':>8}  {'identity':<18}{'verdict':<16}{'p50 ms':>8}{'p95 ms':>8}"
+            f"{'proxy CPU µs':>14}{'slapd CPU µs':>14}")
+    lines = ["group decisions on a cache miss (the proxy's code path, sequential)", head,
              "-" * len(head)]
     for r in results:
-        cells = "".join(f"{_pair(r.miss.get(i)):>18}" for i in short)
+        for identity, c in r.miss.items():
+            lines.append(f"{r.members:>8}  {identity:<18}{c['verdict']:<16}{c['p50_ms']:>8.2f}"
+                         f"{c['p95_ms']:>8.2f}{c['cpu_us']:>14}{c['slapd_cpu_us']:>14}")
+    head = (f"{'members':>8}{'build s':>9}{'cold ms':>9}{'hit µs':>8}{'C':>4}{'upd/s':>8}"
+            f"{'p50 ms':>8}{'p99 ms':>8}{'proxy CPU µs/upd':>18}{'err':>5}")
+    lines += ["", "per group size: build time, first decision, cached decision, proxy run",
+              head, "-" * len(head)]
+    for r in results:
         p = r.proxy
-        tail = (f"{p.concurrency:>4}{p.ups:>8.0f}{p.p50_ms:>8.2f}{p.p99_ms:>8.2f}"
-                f"{p.proxy_cpu_us_per_update or 0:>12.0f}{p.errors:>5}") if p else ""
-        lines.append(f"{r.members:>8}{r.build_s:>9.1f}{r.cold_ms:>9.1f}{cells}"
-                     f"{r.hit_us:>8.1f}{tail}")
+        run = (f"{p.concurrency:>4}{p.ups:>8.0f}{p.p50_ms:>8.2f}{p.p99_ms:>8.2f}"
+               f"{p.proxy_cpu_us_per_update or 0:>18.0f}{p.errors:>5}") if p else ""
+        lines.append(f"{r.members:>8}{r.build_s:>9.1f}{r.cold_ms:>9.1f}{r.hit_us:>8.1f}{run}")
     return "\n".join(lines)

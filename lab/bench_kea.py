@@ -43,7 +43,7 @@ from typing import Any
 
 import dns.name
 
-from lab.bench import CLOCK_TICK, ProxyUnderTest, RunResult
+from lab.bench import ProxyUnderTest, RunResult, cpu_seconds
 from lab.dhcp_config import DdnsTarget, DhcpScope
 from lab.dhcp_kea import NCR_ADDRESS, NCR_PORT, KeaServer, d2_config
 from lab.dhcp_server import Daemon
@@ -132,12 +132,6 @@ def proxy_events(text: str) -> tuple[Counter[str], list[float]]:
         events[m[1]] += 1
         ms.append(float(m[2]))
     return events, ms
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process ``pid`` (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICK
 
 
 class LogTail:
