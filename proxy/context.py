@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import dns.message
 import dns.name
 import dns.tsig
 
 from proxy.outcome import Outcome
+from proxy.update import ParsedUpdate
 
 
 @dataclass(slots=True)
@@ -17,7 +17,7 @@ class RequestContext:
     """Everything known about one request; stages fill it in order.
 
     The front creates it from the received bytes; the pipeline's stages enrich it
-    (``message``, ``identity``, ``groups``, ``upstream`` ...); the front finally
+    (``update``, ``identity``, ``groups``, ``upstream`` ...); the front finally
     stores the outcome, the reply and hands it to the audit sink.
     """
 
@@ -27,7 +27,7 @@ class RequestContext:
     received_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
 
-    message: dns.message.Message | None = None
+    update: ParsedUpdate | None = None
     # the request without the client's TSIG RR, and where its zone section ends
     body: bytes = b""
     question_end: int = 12
@@ -36,6 +36,7 @@ class RequestContext:
     # inbound TSIG: the key the client signed with (the reply is signed with it too)
     tsig_key_name: str | None = None
     client_key: dns.tsig.Key | None = None
+    request_mac: bytes = b""
     # authorization
     identity: str | None = None
     groups: tuple[str, ...] = ()

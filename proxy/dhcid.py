@@ -1,6 +1,6 @@
 """DHCID for upstreams that lack it (Samba): the proxy holds the DHCID RRs and checks them.
 
-Contract: :func:`plan` takes a parsed UPDATE and its wire (without TSIG). It returns
+Contract: :func:`plan` takes a parsed UPDATE and its wire without TSIG. It returns
 None when the update has no DHCID RR, no DHCID prerequisite and deletes no name the
 store holds (forward it as is).
 Otherwise it checks every DHCID prerequisite against the :mod:`proxy.ownership` store
@@ -16,7 +16,6 @@ held for that name was stale and is replaced.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import dns.message
@@ -24,10 +23,10 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-import dns.rrset
 import dns.update
 
 from proxy.ownership import MemoryOwnershipStore
+from proxy.update import ParsedUpdate, UpdateRR
 
 DHCID = dns.rdatatype.DHCID
 
@@ -68,52 +67,61 @@ class DhcidPlan:
             store.put(name, frozenset(values), owner)
 
 
-def _values(rrset: dns.rrset.RRset) -> frozenset[bytes]:
-    return frozenset(rd.to_digestable() for rd in rrset)
+def _values(update: ParsedUpdate, records: list[UpdateRR]) -> frozenset[bytes]:
+    return frozenset(update.rdata_bytes(rr) for rr in records)  # DHCID data has no names
 
 
-def _check(rrset: dns.rrset.RRset, store: MemoryOwnershipStore) -> None:
-    entry = store.get(rrset.name)
+def _check(update: ParsedUpdate, name: dns.name.Name, rdclass: int,
+           records: list[UpdateRR], store: MemoryOwnershipStore) -> None:
+    """One DHCID prerequisite: ``records`` of class ``rdclass`` on ``name``."""
+    entry = store.get(name)
     held = entry.dhcids if entry else frozenset()
     owner = f" (recorded for {entry.identity})" if entry and entry.identity else ""
-    if rrset.deleting == dns.rdataclass.ANY and not held:
-        raise DhcidPrerequisiteFailed(dns.rcode.NXRRSET, f"{rrset.name} has no DHCID")
-    if rrset.deleting == dns.rdataclass.NONE and held:
-        raise DhcidPrerequisiteFailed(dns.rcode.YXRRSET, f"{rrset.name} has a DHCID{owner}")
-    if rrset.deleting is None and _values(rrset) != held:
+    if rdclass == dns.rdataclass.ANY and not held:
+        raise DhcidPrerequisiteFailed(dns.rcode.NXRRSET, f"{name} has no DHCID")
+    if rdclass == dns.rdataclass.NONE and held:
+        raise DhcidPrerequisiteFailed(dns.rcode.YXRRSET, f"{name} has a DHCID{owner}")
+    if rdclass == update.zone_class and _values(update, records) != held:
         raise DhcidPrerequisiteFailed(
-            dns.rcode.NXRRSET, f"{rrset.name}'s DHCID is not the sender's{owner}")
+            dns.rcode.NXRRSET, f"{name}'s DHCID is not the sender's{owner}")
 
 
-def _changes(prerequisites: Iterable[dns.rrset.RRset], updates: Iterable[dns.rrset.RRset],
-             ) -> dict[dns.name.Name, list[tuple[str, frozenset[bytes]]]]:
+def _grouped(records: tuple[UpdateRR, ...]) -> dict[tuple[dns.name.Name, int, int],
+                                                    list[UpdateRR]]:
+    """Records by (owner, type, class as sent), in order: the RRsets of a section."""
+    groups: dict[tuple[dns.name.Name, int, int], list[UpdateRR]] = {}
+    for rr in records:
+        groups.setdefault((dns.name.Name(rr.name), rr.rdtype, rr.rdclass), []).append(rr)
+    return groups
+
+
+def _changes(update: ParsedUpdate) -> dict[dns.name.Name, list[tuple[str, frozenset[bytes]]]]:
     changes: dict[dns.name.Name, list[tuple[str, frozenset[bytes]]]] = {}
-    for rrset in prerequisites:  # "name not in use" confirmed upstream: stale entry
-        if rrset.deleting == dns.rdataclass.NONE and rrset.rdtype == dns.rdatatype.ANY:
-            changes.setdefault(rrset.name, []).append(("clear", frozenset()))
-    for rrset in updates:
-        ops = changes.setdefault(rrset.name, [])
-        if rrset.rdtype == DHCID and rrset.deleting is None:
-            ops.append(("add", _values(rrset)))
-        elif rrset.rdtype == DHCID and rrset.deleting == dns.rdataclass.NONE:
-            ops.append(("remove", _values(rrset)))
-        elif rrset.deleting == dns.rdataclass.ANY and rrset.rdtype in (DHCID, dns.rdatatype.ANY):
+    for name, rdtype, rdclass in _grouped(update.prerequisites):
+        # "name not in use" confirmed upstream: a stale entry
+        if rdclass == dns.rdataclass.NONE and rdtype == dns.rdatatype.ANY:
+            changes.setdefault(name, []).append(("clear", frozenset()))
+    for (name, rdtype, rdclass), records in _grouped(update.updates).items():
+        ops = changes.setdefault(name, [])
+        if rdtype == DHCID and rdclass == update.zone_class:
+            ops.append(("add", _values(update, records)))
+        elif rdtype == DHCID and rdclass == dns.rdataclass.NONE:
+            ops.append(("remove", _values(update, records)))
+        elif rdclass == dns.rdataclass.ANY and rdtype in (DHCID, dns.rdatatype.ANY):
             ops.append(("clear", frozenset()))
     return {name: ops for name, ops in changes.items() if ops}
 
 
-def plan(message: dns.message.Message, body: bytes,
+def plan(update: ParsedUpdate, body: bytes,
          store: MemoryOwnershipStore) -> DhcidPlan | None:
     """See the module docstring."""
-    assert isinstance(message, dns.update.UpdateMessage)
-    prerequisites, updates = message.prerequisite, message.update
-    changes = _changes(prerequisites, updates)
-    if not any(r.rdtype == DHCID for r in (*prerequisites, *updates)):
+    changes = _changes(update)
+    if not any(r.rdtype == DHCID for r in (*update.prerequisites, *update.updates)):
         # no DHCID here, but deleting a whole name also ends its recorded ownership
         return DhcidPlan(body, 0, changes) if any(map(store.get, changes)) else None
-    for rrset in prerequisites:
-        if rrset.rdtype == DHCID:
-            _check(rrset, store)
+    for (name, rdtype, rdclass), records in _grouped(update.prerequisites).items():
+        if rdtype == DHCID:
+            _check(update, name, rdclass, records, store)
     stripped = dns.message.from_wire(body)
     assert isinstance(stripped, dns.update.UpdateMessage)
     before = len(stripped.prerequisite) + len(stripped.update)

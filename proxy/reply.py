@@ -23,13 +23,13 @@ def build_reply(req: RequestContext, rcode: int, tsig_error: int = 0) -> bytes:
     """The reply bytes for ``req`` (which the pipeline has finished with)."""
     if tsig_error:
         return _tsig_error_reply(req, tsig_error)
-    if req.message is None:
+    if req.update is None:
         return wire.minimal_reply(req.wire, rcode)
+    reply = wire.reply_header_and_zone(req.wire, req.question_end, rcode)
     if req.client_key is not None:
-        response = dns.message.make_response(req.message)
-        response.set_rcode(rcode)
-        return response.to_wire()
-    return wire.reply_header_and_zone(req.wire, req.question_end, rcode)
+        reply, _ = wire.append_tsig(reply, req.client_key, now=int(time.time()),
+                                    request_mac=req.request_mac)
+    return reply
 
 
 def _tsig_error_reply(req: RequestContext, error: int) -> bytes:

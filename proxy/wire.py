@@ -120,15 +120,17 @@ def tsig_variables(keyname: dns.name.Name, algorithm: dns.name.Name, time_signed
 
 
 def append_tsig(
-    wire: bytes, key: dns.tsig.Key, *, fudge: int = 300, now: int
+    wire: bytes, key: dns.tsig.Key, *, fudge: int = 300, now: int, request_mac: bytes = b""
 ) -> tuple[bytes, bytes]:
-    """Sign ``wire`` (a request without TSIG) with ``key``; return (signed wire, MAC).
+    """Sign ``wire`` (a message without TSIG) with ``key``; return (signed wire, MAC).
 
     The digest and the TSIG RR are built directly (no message rendering): MAC over the
-    message and the TSIG variables, key and algorithm names written uncompressed."""
+    request's MAC when ``wire`` is a reply to a signed request (RFC 8945 §5.3), the
+    message and the TSIG variables; key and algorithm names written uncompressed."""
     msg_id = struct.unpack_from("!H", wire)[0]
     ctx = dns.tsig.get_context(key)
-    ctx.update(wire + tsig_variables(key.name, key.algorithm, now, fudge, 0, b""))
+    prefix = struct.pack("!H", len(request_mac)) + request_mac if request_mac else b""
+    ctx.update(prefix + wire + tsig_variables(key.name, key.algorithm, now, fudge, 0, b""))
     mac = ctx.sign()
     rdata = (name_bytes(key.algorithm)[0]
              + _TIME_FUDGE.pack(now >> 32, now & 0xFFFFFFFF, fudge)

@@ -1,38 +1,34 @@
 """One pass over an UPDATE: what it changes, per name, and what it presupposes.
 
-dnspython merges the records of one RRset and keeps the lowest TTL; when an added
-RRset holds several records, the highest TTL is read from the wire instead.
+Works on the records as sent (:class:`proxy.update.UpdateRR`), one by one: a record's
+class says what it does (RFC 2136 §2.4, §2.5) and its own TTL is the one checked.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import dns.exception
 import dns.rdataclass
 import dns.rdatatype
-import dns.rrset
-import dns.update
 
-from acl.policy.names import Labels, is_reverse, labels_of
-from proxy.wire import HEADER, rr_headers
+from acl.policy.names import Labels, is_reverse
+from proxy.update import ParsedUpdate, UpdateRR
 
 _DELETE_CLASSES = (dns.rdataclass.ANY, dns.rdataclass.NONE)
 
 
 @dataclass(slots=True)
 class NameChange:
-    """The update-section entries for one name (RFC 2136 §2.5).
+    """The update-section records for one name (RFC 2136 §2.5).
 
-    ``adds``: RRsets of class IN (records to add). ``deletes``: RRsets whose
-    ``deleting`` is ANY (whole RRset, or whole name with type ANY) or NONE (these
-    records).
+    ``adds``: records of the zone's class (to add). ``deletes``: records of class ANY
+    (the whole RRset, or the whole name with type ANY) or NONE (this record).
     """
 
     labels: Labels
     reverse: bool
-    adds: list[dns.rrset.RRset] = field(default_factory=list)
-    deletes: list[dns.rrset.RRset] = field(default_factory=list)
+    adds: list[UpdateRR] = field(default_factory=list)
+    deletes: list[UpdateRR] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -60,44 +56,30 @@ class UpdateDigest:
     max_ttl: tuple[int, int] | None  # (TTL, type) of the added record with the highest TTL
 
 
-def digest(message: dns.update.UpdateMessage, wire: bytes) -> UpdateDigest:
-    """Summarize ``message``; ``wire`` is the same message as received."""
+def digest(update: ParsedUpdate) -> UpdateDigest:
+    """Summarize ``update``."""
     changes: dict[Labels, NameChange] = {}
     max_ttl: tuple[int, int] | None = None
-    merged = False
-    for rrset in message.update:
-        labels = labels_of(rrset.name)
-        change = changes.get(labels)
+    for rr in update.updates:
+        change = changes.get(rr.name)
         if change is None:
-            change = changes[labels] = NameChange(labels, is_reverse(labels))
-        if rrset.deleting is None:
-            change.adds.append(rrset)
-            merged = merged or len(rrset) > 1
-            if max_ttl is None or rrset.ttl > max_ttl[0]:
-                max_ttl = (rrset.ttl, rrset.rdtype)
+            change = changes[rr.name] = NameChange(rr.name, is_reverse(rr.name))
+        if rr.rdclass in _DELETE_CLASSES:
+            change.deletes.append(rr)
         else:
-            change.deletes.append(rrset)
+            change.adds.append(rr)
+            if max_ttl is None or rr.ttl > max_ttl[0]:
+                max_ttl = (rr.ttl, rr.rdtype)
     guards: dict[Labels, Guards] = {}
-    for rrset in message.prerequisite:
-        labels = labels_of(rrset.name)
-        guard = guards.get(labels)
+    for rr in update.prerequisites:
+        guard = guards.get(rr.name)
         if guard is None:
-            guard = guards[labels] = Guards()
-        if rrset.deleting == dns.rdataclass.NONE:
-            if rrset.rdtype == dns.rdatatype.ANY:
+            guard = guards[rr.name] = Guards()
+        if rr.rdclass == dns.rdataclass.NONE:
+            if rr.rdtype == dns.rdatatype.ANY:
                 guard.absent = True
             else:
-                guard.missing.add(rrset.rdtype)
-        elif rrset.deleting is None and len(rrset):
-            guard.matched.add(rrset.rdtype)
-    if merged:
-        max_ttl = _highest_added_ttl(wire)
-    count = HEADER.unpack_from(wire)[4]
-    return UpdateDigest(labels_of(message.zone[0].name), changes, guards, count, max_ttl)
-
-
-def _highest_added_ttl(wire: bytes) -> tuple[int, int] | None:
-    """(TTL, type) of the added record with the highest TTL in the update section."""
-    added = [(rr.ttl, rr.rdtype) for rr in rr_headers(wire)
-             if rr.section == 2 and rr.rdclass not in _DELETE_CLASSES]
-    return max(added, key=lambda item: item[0]) if added else None
+                guard.missing.add(rr.rdtype)
+        elif rr.rdclass != dns.rdataclass.ANY:
+            guard.matched.add(rr.rdtype)
+    return UpdateDigest(update.zone, changes, guards, len(update.updates), max_ttl)

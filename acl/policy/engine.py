@@ -18,8 +18,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import dns.update
-
 from acl.policy import rules
 from acl.policy.config import PolicyConfig, ProfileOverrides
 from acl.policy.digest import digest
@@ -28,6 +26,7 @@ from acl.policy.profile import CompiledProfile
 from acl.policy.protected import DomainControllerNames, ProtectedNames
 from acl.policy.ratelimit import RateLimiter
 from acl.policy.rules import Violation
+from proxy.update import ParsedUpdate
 
 _CACHE_LIMIT = 4096
 
@@ -60,9 +59,9 @@ class PolicyEngine:
         self._identities = {k.casefold(): v for k, v in config.identities.items()}
         self._senders: dict[tuple[str, tuple[str, ...]], SenderPolicy] = {}
 
-    def evaluate(self, message: dns.update.UpdateMessage, wire: bytes, identity: str | None,
+    def evaluate(self, update: ParsedUpdate, identity: str | None,
                  groups: tuple[str, ...] = (), *, signed: bool = False) -> Violation | None:
-        """None if ``identity`` (member of ``groups``) may send ``message``, else why not."""
+        """None if ``identity`` (member of ``groups``) may send ``update``, else why not."""
         who = identity or ""
         sender = self.sender(who, groups)
         if not self.limiter.allow(who.casefold(), sender.rate, sender.burst):
@@ -70,13 +69,13 @@ class PolicyEngine:
                              f"more than {sender.rate:g} updates per second (burst "
                              f"{sender.burst}) from {who or 'this sender'}; slow down or "
                              "raise rate/burst")
-        update = digest(message, wire)
-        found = self.protected.check(update)
+        summary = digest(update)
+        found = self.protected.check(summary)
         if found is not None:
             return found
         first: Violation | None = None
         for profile in sender.profiles:
-            found = profile.check(update, signed)
+            found = profile.check(summary, signed)
             if found is None:
                 return None
             first = first or found

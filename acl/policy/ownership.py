@@ -49,6 +49,6 @@ def ownership_violation(change: NameChange, guards: Guards | None,
 
 def _is_owner_cleanup(change: NameChange, guards: Guards, owner_type: int) -> bool:
     return guards.missing >= _ADDRESS_TYPES and all(
-        rrset.deleting == dns.rdataclass.NONE and rrset.rdtype == owner_type
-        for rrset in change.deletes
+        rr.rdclass == dns.rdataclass.NONE and rr.rdtype == owner_type
+        for rr in change.deletes
     )

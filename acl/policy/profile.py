@@ -25,7 +25,6 @@ from acl.policy.names import (
     is_at_or_below,
     is_reverse,
     labels_from_text,
-    labels_of,
     reverse_address,
     text_of,
 )
@@ -89,8 +88,8 @@ class CompiledProfile:
         if not is_at_or_below(labels, update.zone):
             return Violation(rules.NAME_OUTSIDE_ZONE,
                              f"{text_of(labels)} is not in zone {text_of(update.zone)}")
-        for rrset in chain(change.adds, change.deletes):
-            rdtype, deleting = rrset.rdtype, rrset.deleting
+        for rr in chain(change.adds, change.deletes):
+            rdtype, deleting = rr.rdtype, rr.rdclass
             whole_name = rdtype == dns.rdatatype.ANY and deleting == dns.rdataclass.ANY
             if rdtype not in self.types and not whole_name:
                 kind = dns.rdatatype.to_text(rdtype)
@@ -131,12 +130,11 @@ class CompiledProfile:
             return Violation(rules.REVERSE_OUTSIDE_RANGES,
                              f"{text_of(labels)} is outside this sender's reverse ranges; "
                              "add its network to reverse_ranges if the sender serves it")
-        for rrset in change.adds:
-            if rrset.rdtype == dns.rdatatype.PTR:
-                for rdata in rrset:
-                    found = self._check_target(labels, labels_of(rdata.target))
-                    if found is not None:
-                        return found
+        for rr in change.adds:
+            if rr.target is not None:
+                found = self._check_target(labels, rr.target)
+                if found is not None:
+                    return found
         return None
 
     def _check_target(self, labels: Labels, target: Labels) -> Violation | None:

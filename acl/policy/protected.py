@@ -100,9 +100,9 @@ class ProtectedNames:
             found = self.name_violation(labels, (update.zone,), reverse=change.reverse)
             if found is not None:
                 return found
-            for rrset in chain(change.adds, change.deletes):
-                if rrset.rdtype in self.types:
-                    kind = dns.rdatatype.to_text(rrset.rdtype)
+            for rr in chain(change.adds, change.deletes):
+                if rr.rdtype in self.types:
+                    kind = dns.rdatatype.to_text(rr.rdtype)
                     return Violation(rules.PROTECTED_TYPE,
                                      f"{kind} records (here at {text_of(labels)}) are "
                                      "protected and never changed through the proxy")

@@ -16,14 +16,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import dns.message
+import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
-import dns.rrset
-import dns.update
 
 from proxy.context import RequestContext
+from proxy.update import Labels, ParsedUpdate, UpdateRR
 
 #: Stored columns, in insert order (the table also has ``id``, assigned by the database).
 COLUMNS = (
@@ -44,6 +43,11 @@ _type_text = functools.lru_cache(maxsize=512)(dns.rdatatype.to_text)
 _rcode_text = functools.lru_cache(maxsize=64)(dns.rcode.to_text)
 
 
+@functools.lru_cache(maxsize=4096)
+def _name_text(labels: Labels) -> str:
+    return dns.name.Name(labels).to_text()
+
+
 def snapshot(req: RequestContext) -> Snapshot:
     """The request's audit data as a tuple of references (cheap: no copies, no formatting).
 
@@ -51,7 +55,7 @@ def snapshot(req: RequestContext) -> Snapshot:
     """
     return (
         req.received_at, req.client, req.transport, req.request_id, len(req.wire),
-        req.tsig_key_name, req.identity, req.groups, req.zone, req.message,
+        req.tsig_key_name, req.identity, req.groups, req.zone, req.update,
         req.outcome, req.reason, req.detail, req.upstream, req.upstream_rcode, req.rcode,
         (time.perf_counter() - req.started) * 1000.0, req.stage_ms, req.notes,
     )
@@ -60,14 +64,14 @@ def snapshot(req: RequestContext) -> Snapshot:
 def to_row(snap: Snapshot, instance: str) -> tuple[Any, ...]:
     """Render a :func:`snapshot` as a row in :data:`COLUMNS` order."""
     (received_at, client, transport, message_id, size, key_name, identity, groups, zone,
-     message, outcome, reason, detail, upstream, upstream_rcode, rcode, latency_ms, stages,
+     update, outcome, reason, detail, upstream, upstream_rcode, rcode, latency_ms, stages,
      notes) = snap
     operations: list[dict[str, Any]] = []
     prerequisites: list[dict[str, Any]] = []
-    if isinstance(message, dns.update.UpdateMessage):
+    if update is not None:
         try:
-            operations = [op for rrset in message.update for op in _operations(rrset)]
-            prerequisites = [p for rrset in message.prerequisite for p in _prerequisites(rrset)]
+            operations = [_operation(update, rr) for rr in update.updates]
+            prerequisites = [_prerequisite(update, rr) for rr in update.prerequisites]
         except Exception as exc:  # never lose the row for want of a rendering
             operations, prerequisites = [], []
             notes = [*notes, f"audit: update not rendered: {exc!r}"]
@@ -84,40 +88,36 @@ def to_row(snap: Snapshot, instance: str) -> tuple[Any, ...]:
 
 
 
-def _update_class(rrset: dns.rrset.RRset) -> dns.rdataclass.RdataClass:
-    """The RR's class as sent: parsed messages keep NONE/ANY in ``deleting``."""
-    return rrset.deleting if rrset.deleting is not None else rrset.rdclass
+def _data(update: ParsedUpdate, rr: UpdateRR) -> str | None:
+    rdata = update.rdata(rr)
+    return rdata.to_text() if rdata is not None else None
 
 
-def _operations(rrset: dns.rrset.RRset) -> list[dict[str, Any]]:
+def _operation(update: ParsedUpdate, rr: UpdateRR) -> dict[str, Any]:
     """RFC 2136 §2.5: class NONE deletes an RR, class ANY an RRset (type ANY: the name)."""
-    name = rrset.name.to_text()
-    rdtype = _type_text(rrset.rdtype)
-    rdclass = _update_class(rrset)
-    if rdclass == dns.rdataclass.ANY:
-        action = "delete-name" if rrset.rdtype == dns.rdatatype.ANY else "delete-rrset"
-        return [{"action": action, "name": name, "type": rdtype, "ttl": None, "data": None}]
-    if rdclass == dns.rdataclass.NONE:
-        return [{"action": "delete", "name": name, "type": rdtype, "ttl": None,
-                 "data": rd.to_text()} for rd in rrset]
-    return [{"action": "add", "name": name, "type": rdtype, "ttl": rrset.ttl,
-             "data": rd.to_text()} for rd in rrset]
+    name, rdtype = _name_text(update.owner(rr)), _type_text(rr.rdtype)
+    if rr.rdclass == dns.rdataclass.ANY:
+        action = "delete-name" if rr.rdtype == dns.rdatatype.ANY else "delete-rrset"
+        return {"action": action, "name": name, "type": rdtype, "ttl": None, "data": None}
+    if rr.rdclass == dns.rdataclass.NONE:
+        return {"action": "delete", "name": name, "type": rdtype, "ttl": None,
+                "data": _data(update, rr)}
+    return {"action": "add", "name": name, "type": rdtype, "ttl": rr.ttl,
+            "data": _data(update, rr)}
 
 
-def _prerequisites(rrset: dns.rrset.RRset) -> list[dict[str, Any]]:
+def _prerequisite(update: ParsedUpdate, rr: UpdateRR) -> dict[str, Any]:
     """RFC 2136 §2.4: ANY/NONE with type ANY test the name, with a type the RRset."""
-    name = rrset.name.to_text()
-    rdtype = _type_text(rrset.rdtype)
-    any_type = rrset.rdtype == dns.rdatatype.ANY
-    rdclass = _update_class(rrset)
-    if rdclass == dns.rdataclass.ANY:
+    name, rdtype = _name_text(update.owner(rr)), _type_text(rr.rdtype)
+    any_type = rr.rdtype == dns.rdatatype.ANY
+    if rr.rdclass == dns.rdataclass.ANY:
         condition = "name-in-use" if any_type else "rrset-exists"
-    elif rdclass == dns.rdataclass.NONE:
+    elif rr.rdclass == dns.rdataclass.NONE:
         condition = "name-not-in-use" if any_type else "rrset-not-exists"
     else:
-        return [{"condition": "rrset-equals", "name": name, "type": rdtype,
-                 "data": rd.to_text()} for rd in rrset]
-    return [{"condition": condition, "name": name, "type": rdtype, "data": None}]
+        return {"condition": "rrset-equals", "name": name, "type": rdtype,
+                "data": _data(update, rr)}
+    return {"condition": condition, "name": name, "type": rdtype, "data": None}
 
 
 def to_entry(row: Sequence[Any]) -> dict[str, Any]:

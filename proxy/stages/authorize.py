@@ -1,6 +1,6 @@
 """Stage ``authorize``: may this sender make this change? (record policy, issue 11)
 
-Input: ``req.message`` (the parsed UPDATE), ``req.wire``, ``req.identity``,
+Input: ``req.update`` (the parsed UPDATE), ``req.identity``,
 ``req.groups`` (the authorized groups the sender is in; empty when no groups stage
 runs: then the default profile plus the identity's own table apply) and
 ``req.client_key`` (signed or not).
@@ -13,8 +13,6 @@ Rejects: a violation in ``enforce`` mode → REFUSED, outcome ``denied-policy``,
 from __future__ import annotations
 
 from collections.abc import Iterable
-
-import dns.update
 
 from acl.policy.config import PolicyConfig
 from acl.policy.engine import PolicyEngine
@@ -40,10 +38,9 @@ class AuthorizeStage:
 
     def authorize(self, req: RequestContext) -> None:
         """Raise :class:`Reject` for a violation (enforce) or note it (audit-only)."""
-        message = req.message
-        if not isinstance(message, dns.update.UpdateMessage):
+        if req.update is None:
             raise TypeError("the authorize stage needs the parse stage before it")
-        violation = self.engine.evaluate(message, req.wire, req.identity, req.groups,
+        violation = self.engine.evaluate(req.update, req.identity, req.groups,
                                          signed=req.client_key is not None)
         if violation is None:
             return

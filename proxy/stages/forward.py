@@ -118,9 +118,9 @@ class ForwardStage:
 
     def _plan(self, req: RequestContext, upstream: Upstream) -> dhcid.DhcidPlan | None:
         """DHCID emulation for an upstream without DHCID (see :mod:`proxy.dhcid`)."""
-        assert req.message is not None
+        assert req.update is not None
         try:
-            plan = dhcid.plan(req.message, req.body, self.ownership)
+            plan = dhcid.plan(req.update, req.body, self.ownership)
         except dhcid.DhcidPrerequisiteFailed as exc:
             req.notes.append(f"DHCID prerequisite checked by the proxy ({upstream.label} has "
                              f"no DHCID): {exc.detail}; not forwarded")

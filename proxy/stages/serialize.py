@@ -1,6 +1,6 @@
 """Stage ``serialize``: one update in flight per name; retransmits answered once.
 
-Input: ``req.message`` and ``req.body``. A retransmit is the same client sending the
+Input: ``req.update`` and ``req.body``. A retransmit is the same client sending the
 same update content (ID and TSIG ignored: Kea retries with a new ID, dhcpd resends
 byte-identical packets). While the original is in flight, a retransmit waits for
 its answer; for ``window`` seconds after it completed, a retransmit gets the same
@@ -19,17 +19,16 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import dns.name
-
 from proxy.context import RequestContext
 from proxy.outcome import Outcome, Reject
 from proxy.pipeline import Answer, Next
+from proxy.update import Labels
 
 # outcomes worth remembering: the upstream decided; other failures may heal on retry
 _REMEMBERED = {Outcome.FORWARDED_OK, Outcome.UPSTREAM_REJECTED, Outcome.UPSTREAM_REFUSED}
 
 Key = tuple[str, bytes]
-NameKey = tuple[str, dns.name.Name]  # (client address, owner name)
+NameKey = tuple[str, Labels]  # (client address, owner name)
 
 
 @dataclass(slots=True)
@@ -50,7 +49,7 @@ class SerializeStage:
         self._in_flight: dict[Key, asyncio.Future[Answer]] = {}
         self._done: dict[Key, _Done] = {}
         self._by_name: dict[NameKey, set[Key]] = {}
-        self._locks: dict[tuple[dns.name.Name, dns.name.Name], tuple[asyncio.Lock, int]] = {}
+        self._locks: dict[tuple[Labels, Labels], tuple[asyncio.Lock, int]] = {}
         self.joined = 0
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
@@ -67,9 +66,10 @@ class SerializeStage:
             return done.answer
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
+        assert req.update is not None
         names = self._names(req)
         try:
-            async with self._serialized(req.zone, names):
+            async with self._serialized(req.update.zone, names):
                 answer = await call_next(req)
         except BaseException as exc:
             if isinstance(exc, Reject):
@@ -86,13 +86,14 @@ class SerializeStage:
             del self._in_flight[key]
 
     @staticmethod
-    def _names(req: RequestContext) -> tuple[dns.name.Name, ...]:
-        msg = req.message
-        assert msg is not None
-        names = {rrset.name for rrset in msg.update} or {rrset.name for rrset in msg.prerequisite}
+    def _names(req: RequestContext) -> tuple[Labels, ...]:
+        update = req.update
+        assert update is not None
+        names = ({rr.name for rr in update.updates}
+                 or {rr.name for rr in update.prerequisites})
         return tuple(sorted(names))
 
-    def _remember(self, key: Key, client: str, names: tuple[dns.name.Name, ...],
+    def _remember(self, key: Key, client: str, names: tuple[Labels, ...],
                   answer: Answer) -> None:
         name_keys = tuple((client, n) for n in names)
         # a new update of these names ends the memory of earlier ones
@@ -121,9 +122,8 @@ class SerializeStage:
                             del self._by_name[name_key]
 
     @contextlib.asynccontextmanager
-    async def _serialized(self, zone: dns.name.Name | None,
-                          names: tuple[dns.name.Name, ...]) -> AsyncIterator[None]:
-        assert zone is not None
+    async def _serialized(self, zone: Labels,
+                          names: tuple[Labels, ...]) -> AsyncIterator[None]:
         keys = [(zone, n) for n in names]  # sorted: a fixed lock order, no deadlock
         async with contextlib.AsyncExitStack() as stack:
             for k in keys:
@@ -133,7 +133,7 @@ class SerializeStage:
                 await stack.enter_async_context(lock)
             yield
 
-    def _release(self, k: tuple[dns.name.Name, dns.name.Name]) -> None:
+    def _release(self, k: tuple[Labels, Labels]) -> None:
         lock, users = self._locks[k]
         if users <= 1:
             del self._locks[k]

@@ -12,6 +12,7 @@ from acl.policy.config import PolicyConfig, Profile
 from acl.policy.engine import PolicyEngine
 from acl.policy.protected import DomainControllerNames
 from acl.policy.rules import Violation
+from proxy.update import ParsedUpdate, read_update
 
 FWD = "example.test."
 REV = "1.0.10.in-addr.arpa."
@@ -55,19 +56,15 @@ def owned_add(name: str, address: str = "10.0.1.50", ttl: int = 300,
     return u
 
 
-def wire_of(message: dns.message.Message) -> tuple[dns.update.UpdateMessage, bytes]:
-    """``message`` rendered and parsed again, as the parse stage hands it on."""
-    data = message.to_wire()
-    parsed = dns.message.from_wire(data, keyring=False)
-    assert isinstance(parsed, dns.update.UpdateMessage)
-    return parsed, data
+def parsed_of(message: dns.message.Message) -> ParsedUpdate:
+    """``message`` rendered and read again, as the parse stage hands it on."""
+    return read_update(message.to_wire())
 
 
 def check(eng: PolicyEngine, message: dns.message.Message, identity: str = "DHCP1$",
           groups: tuple[str, ...] = (), *, signed: bool = False) -> Violation | None:
     """``eng``'s verdict on ``message``."""
-    parsed, data = wire_of(message)
-    return eng.evaluate(parsed, data, identity, groups, signed=signed)
+    return eng.evaluate(parsed_of(message), identity, groups, signed=signed)
 
 
 def rule_of(eng: PolicyEngine, message: dns.message.Message, **kwargs: object) -> str | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import dns.message
+import dataclasses
+
 import dns.name
 import dns.rcode
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from proxy.audit.records import COLUMNS, ENTRY_FIELDS, snapshot, to_entry, to_row
 from proxy.context import RequestContext
 from proxy.outcome import Outcome
+from proxy.update import read_update
 from tests.fixtures import packet
 
 DHCID = "AAABkaovAfmc8uWao11aK+qcshYvnQGS vqfQVRvk7620kdE="
@@ -19,8 +21,8 @@ def request(fixture: str | None, wire: bytes = b"") -> RequestContext:
     """A finished request for a captured packet (None: an unparsable one)."""
     req = RequestContext(packet(fixture) if fixture else wire, ("10.0.0.5", 40000), "udp")
     if fixture:
-        req.message = dns.message.from_wire(req.wire, keyring=False)
-        req.zone = req.message.zone[0].name
+        req.update = read_update(req.wire)
+        req.zone = dns.name.Name(req.update.zone)
     req.outcome, req.rcode = Outcome.FORWARDED_OK, dns.rcode.NOERROR
     return req
 
@@ -95,7 +97,9 @@ def test_a_request_without_outcome_is_still_stored() -> None:
 
 def test_an_update_that_cannot_be_rendered_keeps_its_row_with_a_note() -> None:
     req = request("kea-add-forward.bin")
-    req.message.update[0].name = "not a dns.name.Name"  # type: ignore[assignment,union-attr]
+    assert req.update is not None
+    broken = req.update.updates[0]._replace(rdlen=1)  # data that no longer parses
+    req.update = dataclasses.replace(req.update, updates=(broken,))
     got = entry(req)
     assert got["operations"] == []
     assert got["notes"][-1].startswith("audit: update not rendered:")

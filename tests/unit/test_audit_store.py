@@ -21,6 +21,7 @@ from proxy.audit.database import AuditDatabase, open_backend
 from proxy.audit.migrations import LATEST, VERSION_TABLE, SchemaTooNew
 from proxy.context import RequestContext
 from proxy.outcome import Outcome
+from proxy.update import read_update
 
 BASE_TIME = 1_700_000_000.0
 CLIENTS = ("10.0.0.1", "10.0.0.2", "10.0.0.3", "fd00::53")
@@ -47,7 +48,8 @@ def synthetic_request(i: int, *, received_at: float | None = None) -> RequestCon
     outcome = OUTCOMES[i % len(OUTCOMES)]
     req.outcome, req.rcode, req.detail = outcome, outcome.default_rcode, f"request {i}"
     if outcome is not Outcome.BAD_REQUEST:
-        req.message, req.zone, req.request_id = update, dns.name.from_text(zone), i % 65536
+        req.update = read_update(update.to_wire())
+        req.zone, req.request_id = dns.name.from_text(zone), i % 65536
         req.identity = IDENTITIES[i % 4]
         req.groups = ("DnsUpdateProxy",) if req.identity else ()
     req.stage_ms = {"parse": 0.05, "forward": 1.5}
@@ -57,8 +59,8 @@ def synthetic_request(i: int, *, received_at: float | None = None) -> RequestCon
 
 def matches(req: RequestContext, flt: AuditFilter) -> bool:
     """The filter semantics, in Python: what the database must return."""
-    names = " ".join(rr.name.to_text().lower() for rr in req.message.update) if (
-        req.message) else ""
+    names = " ".join(dict.fromkeys(b".".join(rr.name).decode() for rr in req.update.updates)
+                     ) if req.update else ""
     return all((
         flt.since is None or req.received_at >= flt.since,
         flt.until is None or req.received_at < flt.until,

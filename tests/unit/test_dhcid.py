@@ -14,20 +14,21 @@ import pytest
 from proxy import wire
 from proxy.dhcid import DhcidPlan, DhcidPrerequisiteFailed, plan
 from proxy.ownership import MemoryOwnershipStore, SqliteOwnershipStore, open_store
+from proxy.update import ParsedUpdate, read_update
 from tests.fixtures import packet
 
 NAME = dns.name.from_text("labhost1.example.test.")
 
 
-def _parsed(fixture: str) -> tuple[dns.message.Message, bytes]:
+def _parsed(fixture: str) -> tuple[ParsedUpdate, bytes]:
     data = packet(fixture)
-    return dns.message.from_wire(data, keyring=False), data
+    return read_update(data), data
 
 
 def _planned(update: dns.update.UpdateMessage, store: MemoryOwnershipStore) -> DhcidPlan | None:
     """Plan ``update`` as the proxy sees it: parsed from the wire."""
     data = update.to_wire()
-    return plan(dns.message.from_wire(data), data, store)
+    return plan(read_update(data), data, store)
 
 
 def _apply(fixture: str, store: MemoryOwnershipStore, identity: str = "DHCP1$") -> bytes:
@@ -131,7 +132,7 @@ def test_name_confirmed_unused_replaces_a_stale_entry() -> None:
 def test_signed_fixture_body_is_planned_without_its_tsig() -> None:
     data = packet("kea-add-forward-tsig-hmac-sha256.bin")
     body = wire.strip_tsig(data, wire.layout(data).last_rr_start or 0)
-    result = plan(dns.message.from_wire(data, keyring=False), body, MemoryOwnershipStore())
+    result = plan(read_update(data), body, MemoryOwnershipStore())
     assert result is not None and not dns.message.from_wire(result.body).had_tsig
 
 

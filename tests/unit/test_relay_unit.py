@@ -60,7 +60,7 @@ async def send(handler: RequestHandler, msg: dns.message.Message | bytes,
         return req, None
     keyring = {CLIENT_KEY.to_key().name: CLIENT_KEY.to_key()}
     parsed = dns.message.from_wire(reply, keyring=keyring if req.client_key else False,
-                                   request_mac=getattr(req.message, "mac", b"") or b"")
+                                   request_mac=req.request_mac)
     return req, parsed
 
 
