@@ -15,6 +15,7 @@ else (malformed, wrong ID, a MAC that verifies in no allowed form) raises
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 import time
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
 from proxy import wire
+from proxy.update import read_name
 
 
 class BadUpstreamReply(Exception):
@@ -62,8 +64,8 @@ def check_reply(reply: bytes, msg_id: int, key: dns.tsig.Key, request_mac: bytes
     accepting a reply MAC in any of ``mac_forms``."""
     try:
         msg_id_got, flags, tsig = _read(reply)
-    except (dns.exception.DNSException, struct.error, ValueError) as exc:
-        raise BadUpstreamReply(f"malformed reply: {exc}") from None
+    except (dns.exception.DNSException, struct.error, ValueError, IndexError) as exc:
+        raise BadUpstreamReply(f"malformed reply: {exc or 'cut short'}") from None
     if msg_id_got != msg_id:
         raise BadUpstreamReply(f"reply ID {msg_id_got} does not match request ID {msg_id}")
     if not flags & dns.flags.QR:
@@ -95,11 +97,11 @@ def _read(reply: bytes) -> tuple[int, int, tuple[dns.name.Name, TsigRdata, int] 
     last = wire.layout(reply).last_rr_start
     if not arcount or last is None:
         return msg_id, flags, None
-    keyname, used = dns.name.from_wire(reply, last)
-    rdtype, rdclass, _, rdlen = struct.unpack_from("!HHIH", reply, last + used)
+    keyname, at = _name(reply, last)
+    rdtype, rdclass, _, rdlen = struct.unpack_from("!HHIH", reply, at)
     if rdtype != dns.rdatatype.TSIG:
         return msg_id, flags, None
-    start = last + used + 10
+    start = at + 10
     if rdclass != dns.rdataclass.ANY or start + rdlen != len(reply):
         raise ValueError("a TSIG RR that is not class ANY or not at the end")
     return msg_id, flags, (keyname, _tsig_rdata(reply, start), last)
@@ -117,9 +119,17 @@ class TsigRdata(NamedTuple):
     other: bytes
 
 
+def _name(reply: bytes, offset: int) -> tuple[dns.name.Name, int]:
+    """The name at ``offset`` and the offset after it (names are few: cached)."""
+    labels, end = read_name(reply, offset)
+    return _name_of(labels), end
+
+
+_name_of = functools.lru_cache(maxsize=256)(dns.name.Name)
+
+
 def _tsig_rdata(reply: bytes, start: int) -> TsigRdata:
-    algorithm, used = dns.name.from_wire(reply, start)
-    at = start + used
+    algorithm, at = _name(reply, start)
     high, low, fudge, mac_size = struct.unpack_from("!HIHH", reply, at)
     at += 10
     mac = reply[at:at + mac_size]
