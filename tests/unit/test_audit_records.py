@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import dns.message
 import dns.name
 import dns.rcode
+import dns.update
 import pytest
 
 from proxy.audit.records import COLUMNS, ENTRY_FIELDS, snapshot, to_entry, to_row
@@ -110,3 +112,18 @@ def test_entry_fields_are_the_columns_but_names() -> None:
     assert tuple(got) == ENTRY_FIELDS
     assert "names" not in got
     assert got["time"].endswith("+00:00")
+
+
+@pytest.mark.parametrize(("rdtype", "text"), [
+    ("A", "10.0.1.5"), ("AAAA", "fd00:1::5"), ("AAAA", "::ffff:10.0.1.5"), ("AAAA", "::"),
+    ("DHCID", "AAIBY2/AuCccgoJbsaxcQc9TUApJmP5vr4KTSvKxvHh9nT0="),
+    ("DHCID", "AAEB"), ("PTR", "MyHost.Example.Test."), ("TXT", '"31abc" "x y"'),
+])
+def test_record_data_reads_as_dnspython_writes_it(rdtype: str, text: str) -> None:
+    u = dns.update.UpdateMessage("example.test.")
+    u.add("host", 300, rdtype, text)
+    req = RequestContext(u.to_wire(), ("10.0.0.5", 40000), "udp")
+    req.update = read_update(req.wire)
+    req.outcome, req.rcode = Outcome.FORWARDED_OK, dns.rcode.NOERROR
+    expected = dns.message.from_wire(req.wire).update[0][0].to_text()  # type: ignore[attr-defined]
+    assert entry(req)["operations"][0]["data"] == expected
