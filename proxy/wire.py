@@ -20,6 +20,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
+import gssapi.exceptions
+import gssapi.raw
 
 HEADER = struct.Struct("!HHHHHH")
 _RR_FIXED = struct.Struct("!HHIH")
@@ -105,9 +107,14 @@ def with_id(wire: bytes, msg_id: int) -> bytes:
     return struct.pack("!H", msg_id) + wire[2:]
 
 
-@functools.lru_cache(maxsize=4096)
 def name_bytes(name: dns.name.Name) -> tuple[bytes, bytes]:
     """(uncompressed wire form, canonical digest form) of a key or algorithm name."""
+    return _name_bytes(name.labels)  # keyed by the labels: hashing a Name costs more
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_bytes(labels: tuple[bytes, ...]) -> tuple[bytes, bytes]:
+    name = dns.name.Name(labels)
     return name.to_wire(), name.to_digestable()
 
 
@@ -128,16 +135,39 @@ def append_tsig(
     request's MAC when ``wire`` is a reply to a signed request (RFC 8945 §5.3), the
     message and the TSIG variables; key and algorithm names written uncompressed."""
     msg_id = struct.unpack_from("!H", wire)[0]
-    ctx = dns.tsig.get_context(key)
     prefix = struct.pack("!H", len(request_mac)) + request_mac if request_mac else b""
-    ctx.update(prefix + wire + tsig_variables(key.name, key.algorithm, now, fudge, 0, b""))
-    mac = ctx.sign()
+    mac = compute_mac(key, prefix + wire
+                      + tsig_variables(key.name, key.algorithm, now, fudge, 0, b""))
     rdata = (name_bytes(key.algorithm)[0]
              + _TIME_FUDGE.pack(now >> 32, now & 0xFFFFFFFF, fudge)
              + struct.pack("!H", len(mac)) + mac + struct.pack("!HHH", msg_id, 0, 0))
     rr = (name_bytes(key.name)[0]
           + _RR_FIXED.pack(dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rdata)) + rdata)
     return append_rr(wire, rr), mac
+
+
+def compute_mac(key: dns.tsig.Key, data: bytes) -> bytes:
+    """The TSIG MAC of ``data``: an HMAC, or for GSS-TSIG (RFC 3645) the GSS-API MIC,
+    asked of gssapi's raw layer (its high-level method wrappers cost more than the MIC)."""
+    if key.algorithm == dns.tsig.GSS_TSIG:
+        return gssapi.raw.get_mic(key.secret, data)
+    ctx = dns.tsig.get_context(key)
+    ctx.update(data)
+    return ctx.sign()
+
+
+def mac_verifies(key: dns.tsig.Key, data: bytes, mac: bytes) -> bool:
+    """True when ``mac`` is the TSIG MAC of ``data`` with ``key`` (see :func:`compute_mac`)."""
+    try:
+        if key.algorithm == dns.tsig.GSS_TSIG:
+            gssapi.raw.verify_mic(key.secret, data, mac)
+        else:
+            ctx = dns.tsig.get_context(key)
+            ctx.update(data)
+            ctx.verify(mac)
+    except (gssapi.exceptions.GSSError, dns.tsig.BadSignature):
+        return False
+    return True
 
 
 def tsig_error_rr(keyname: dns.name.Name, algorithm: dns.name.Name, msg_id: int,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import dns.name
 import dns.rcode
@@ -35,6 +36,17 @@ class Sender:
     require_tsig: bool
 
 
+class _Verdict(NamedTuple):
+    """An address's identity and reason, or (outcome set) why it is refused."""
+
+    identity: str | None
+    detail: str
+    outcome: Outcome | None = None
+
+
+_ADDRESS_CACHE_LIMIT = 4096
+
+
 class AuthenticateStage:
     """Maps a request to an identity; see the module docstring for the contract."""
 
@@ -47,6 +59,7 @@ class AuthenticateStage:
                    s.account, s.require_tsig)
             for s in senders
         ]
+        self._by_address: dict[str, _Verdict] = {}
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
         self.identify(req)
@@ -58,17 +71,26 @@ class AuthenticateStage:
             req.identity = self.key_accounts[req.client_key.name]
             req.reason = f"TSIG key {req.tsig_key_name}"
             return
-        address = ipaddress.ip_address(req.client[0].split("%", 1)[0])
+        verdict = self._by_address.get(req.client[0])
+        if verdict is None:
+            if len(self._by_address) >= _ADDRESS_CACHE_LIMIT:
+                self._by_address.clear()
+            verdict = self._by_address[req.client[0]] = self._match(req.client[0])
+        identity, detail, outcome = verdict
+        if outcome is not None:
+            raise Reject(outcome, detail, rcode=dns.rcode.REFUSED)
+        req.identity, req.reason = identity, detail
+
+    def _match(self, source: str) -> _Verdict:
+        """What the configuration says about a source address (cached per address)."""
+        address = ipaddress.ip_address(source.split("%", 1)[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         for sender in self.senders:
             if any(address in net for net in sender.networks):
                 if sender.require_tsig:
-                    raise Reject(Outcome.AUTH_FAILED,
-                                 f"{address} must sign its updates with its TSIG key",
-                                 rcode=dns.rcode.REFUSED)
-                req.identity = sender.account or str(address)
-                req.reason = f"source address {address}"
-                return
-        raise Reject(Outcome.UNKNOWN_SENDER,
-                     f"{address} is neither a configured sender nor signed with a known key")
+                    return _Verdict(None, f"{address} must sign its updates with its TSIG "
+                                    "key", Outcome.AUTH_FAILED)
+                return _Verdict(sender.account or str(address), f"source address {address}")
+        return _Verdict(None, f"{address} is neither a configured sender nor signed with a "
+                        "known key", Outcome.UNKNOWN_SENDER)
