@@ -10,7 +10,7 @@ added with ldapadd/ldapmodify as the lab's rootdn; slapo-memberof keeps their
   :class:`~acl.ldap_directory.LdapDirectory` (GSSAPI bind as svc-dnsproxy, kept-open
   connections, strategy chosen by ``auto``) built with ``ttl = negative_ttl = 0``, so
   every ``decide()`` is a cache miss on the proxy's path: worker thread, account
-  search, upward membership walk. ``repetitions`` calls (after 3 unmeasured) for each
+  search, upward membership walk. ``repetitions`` calls (after 20 unmeasured) for each
   of DHCP1$ (direct member), DHCP2$ (nested), DHCP3$ (not a member) and
   BENCH-MEMBER-0$ (a filler, direct member; from size 3 on): p50 and p95 in ms, CPU
   µs per decision of this process (the proxy's side) and of slapd (all its threads).
@@ -46,7 +46,7 @@ from lab.mit import MitLab
 SEED_MEMBERS = 2  # DHCP1 and DHCP-Site2 (seed_ldif)
 FILLER = "BENCH-MEMBER"
 IDENTITIES = ("DHCP1$", "DHCP2$", "DHCP3$", f"{FILLER}-0$")
-WARMUP = 3
+WARMUP = 20
 HIT_CALLS = 2000
 BATCH = 2000  # fillers per ldapadd/ldapmodify call
 

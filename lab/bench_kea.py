@@ -22,6 +22,8 @@ UPDATEs the proxy forwarded with NOERROR during the run (its request log,
 ``event=forwarded-ok``), ``errors`` = NCRs that D2 failed or did not finish,
 latencies = per NCR (both UPDATEs and D2's queue), from sending it to D2's outcome
 log line (1 ms resolution), the proxy's CPU per update and RSS as in proxy mode.
+D2's log is polled every 5 ms to refill the window, so a small window (1-4) measures
+latency but not throughput: each NCR also waits for the next poll.
 """
 
 from __future__ import annotations
