@@ -7,6 +7,7 @@ A section of the proxy's TOML configuration in the style of :mod:`proxy.config`
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ def _url_problem(url: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def is_address(text: str) -> bool:
     """True if ``text`` is an IPv4 or IPv6 address (an identity without an account)."""
     try:

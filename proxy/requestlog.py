@@ -6,8 +6,10 @@ formatter (:mod:`proxy.logsetup`) turns the same fields into one object per line
 
 from __future__ import annotations
 
+import functools
 import logging
 
+import dns.name
 import dns.rcode
 
 from proxy.context import RequestContext
@@ -15,6 +17,7 @@ from proxy.context import RequestContext
 log = logging.getLogger("dnsupdate_proxy.request")
 
 _RCODE_TEXT = {int(r): r.name for r in dns.rcode.Rcode}
+_zone_text = functools.lru_cache(maxsize=256)(dns.name.Name.to_text)
 
 
 def _rcode(value: int | None) -> str | None:
@@ -29,7 +32,7 @@ def request_fields(req: RequestContext) -> dict[str, object]:
         "client": req.client_text,
         "transport": req.transport,
         "id": req.request_id,
-        "zone": req.zone.to_text() if req.zone is not None else None,
+        "zone": _zone_text(req.zone) if req.zone is not None else None,
         "key": req.tsig_key_name,
         "identity": req.identity,
         "rcode": _rcode(req.rcode) or "none",
@@ -51,7 +54,7 @@ class _Line:
         self.req = req
 
     def __str__(self) -> str:
-        return " ".join(f"{k}={_quote(v)}" for k, v in request_fields(self.req).items())
+        return " ".join([f"{k}={_quote(v)}" for k, v in request_fields(self.req).items()])
 
 
 def log_request(req: RequestContext) -> None:
@@ -61,5 +64,5 @@ def log_request(req: RequestContext) -> None:
 
 
 def _quote(value: object) -> str:
-    text = str(value)
+    text = value if isinstance(value, str) else str(value)
     return f'"{text}"' if (" " in text or not text) else text

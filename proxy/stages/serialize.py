@@ -14,9 +14,7 @@ the pipeline. Rejects: as the joined request did.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from proxy.context import RequestContext
@@ -69,8 +67,8 @@ class SerializeStage:
         assert req.update is not None
         names = self._names(req)
         try:
-            async with self._serialized(req.update.zone, names):
-                answer = await call_next(req)
+            answer = await self._serialized(req, [(req.update.zone, n) for n in names],
+                                            call_next)
         except BaseException as exc:
             if isinstance(exc, Reject):
                 future.set_exception(exc)
@@ -121,20 +119,30 @@ class SerializeStage:
                         if not keys:
                             del self._by_name[name_key]
 
-    @contextlib.asynccontextmanager
-    async def _serialized(self, zone: Labels,
-                          names: tuple[Labels, ...]) -> AsyncIterator[None]:
-        keys = [(zone, n) for n in names]  # sorted: a fixed lock order, no deadlock
-        async with contextlib.AsyncExitStack() as stack:
+    async def _serialized(self, req: RequestContext, keys: list[tuple[Labels, Labels]],
+                          call_next: Next) -> Answer:
+        """``call_next(req)`` holding the lock of every (zone, name) in ``keys`` (sorted:
+        a fixed lock order, no deadlock)."""
+        held: list[tuple[Labels, Labels]] = []
+        try:
             for k in keys:
                 lock, users = self._locks.get(k) or (asyncio.Lock(), 0)
                 self._locks[k] = (lock, users + 1)
-                stack.callback(self._release, k)
-                await stack.enter_async_context(lock)
-            yield
+                try:
+                    await lock.acquire()
+                except BaseException:
+                    self._release(k, held=False)
+                    raise
+                held.append(k)
+            return await call_next(req)
+        finally:
+            for k in reversed(held):
+                self._release(k, held=True)
 
-    def _release(self, k: tuple[Labels, Labels]) -> None:
+    def _release(self, k: tuple[Labels, Labels], *, held: bool) -> None:
         lock, users = self._locks[k]
+        if held:
+            lock.release()
         if users <= 1:
             del self._locks[k]
         else:
