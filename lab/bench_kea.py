@@ -58,7 +58,7 @@ KEA_POLICY = LAB_POLICY + "rate = 1000000.0\nburst = 1000000\n"
 KEA_PORT = 5400
 DEFAULT_WINDOW = 32  # D2 runs at most 32 transactions at once (D2UpdateMgr)
 POLL_S = 0.005
-DRAIN_TIMEOUT_S = 10.0
+DRAIN_TIMEOUT_S = 10.0  # also: give up when no outcome came for this long
 WARMUP_NCRS = 200
 
 #: one D2 outcome: time stamp, ADD/REMOVE, SUCCEEDED/FAILED, then (a few lines on, in
@@ -170,7 +170,10 @@ class D2Server(KeaServer):
     kind = "kea-d2"
 
     def write_configs(self) -> list[Daemon]:
-        """D2's configuration from :func:`lab.dhcp_kea.d2_config`, INFO instead of DEBUG."""
+        """D2's configuration from :func:`lab.dhcp_kea.d2_config`, INFO instead of DEBUG;
+        removes the log of an earlier D2 in the same directory."""
+        # a fresh log: an old one's DHCP_DDNS_STARTED would pass for this D2's readiness
+        self.ddns_log.unlink(missing_ok=True)
         config = d2_config(self.scope, self.target, self.dir)
         config["DhcpDdns"]["loggers"] = [{
             "name": "kea-dhcp-ddns", "severity": "INFO", "debuglevel": 0,
@@ -197,15 +200,18 @@ class NcrRun:
 async def drive_ncrs(tail: LogTail, first: int, window: int, *, seconds: float | None = None,
                      count: int | None = None) -> NcrRun:
     """Keep ``window`` NCRs (numbers from ``first`` on) outstanding at D2 until ``seconds``
-    passed or ``count`` were sent, then wait (at most DRAIN_TIMEOUT_S) for the rest."""
+    passed or ``count`` were sent, then wait for the rest; stops early (the rest counted
+    unfinished) when D2 reported nothing for DRAIN_TIMEOUT_S."""
     run = NcrRun()
     pending: dict[str, float] = {}
     t0 = time.perf_counter()
     end = t0 + seconds if seconds is not None else float("inf")
-    drain_until = float("inf")
+    progress = t0
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         while True:
             now = time.perf_counter()
+            if now - progress > DRAIN_TIMEOUT_S:
+                break
             sending = now < end and (count is None or run.sent < count)
             while sending and len(pending) < window:
                 i = first + run.sent
@@ -213,17 +219,14 @@ async def drive_ncrs(tail: LogTail, first: int, window: int, *, seconds: float |
                 sock.sendto(ncr_wire(i), (NCR_ADDRESS, NCR_PORT))
                 run.sent += 1
                 sending = count is None or run.sent < count
-            if not sending:
-                if not pending:
-                    break
-                drain_until = min(drain_until, now + DRAIN_TIMEOUT_S)
-                if now > drain_until:
-                    break
+            if not sending and not pending:
+                break
             await asyncio.sleep(POLL_S)
             for outcome in tail.outcomes():
                 sent_at = pending.pop(outcome.fqdn, None)
                 if sent_at is None:
                     continue
+                progress = time.perf_counter()
                 run.latencies.append(max(0.0, (outcome.at - sent_at) * 1000))
                 run.succeeded += outcome.ok
                 run.failed += not outcome.ok
@@ -271,23 +274,27 @@ class KeaResult:
 
 
 async def run_kea(lab: MitLab, info: LabInfo, workdir: Path, seconds: float,
-                  window: int = DEFAULT_WINDOW) -> KeaResult:
+                  window: int = DEFAULT_WINDOW, first: int = 0) -> KeaResult:
     """Start a proxy (pool size ``window``) and D2 pointed at it, warm up with
-    WARMUP_NCRS NCRs, then measure for ``seconds``; stops both."""
+    WARMUP_NCRS NCRs, then measure for ``seconds``; stops both. NCRs are numbered from
+    ``first`` (another run in the same lab needs new numbers: names must be new)."""
     proxy = ProxyUnderTest(info, window, workdir, policy=KEA_POLICY, name="kea", port=KEA_PORT)
     await proxy.start(info)
     try:
         target = dataclasses.replace(DdnsTarget.proxy(info, "DHCP1$"), port=proxy.port)
         with D2Server(lab, workdir, DhcpScope(), target) as d2:
             tail = LogTail(d2.ddns_log)
-            await drive_ncrs(tail, 0, window, count=WARMUP_NCRS)
+            warm = await drive_ncrs(tail, first, window, count=WARMUP_NCRS)
+            if not warm.succeeded:
+                raise RuntimeError(f"D2 registered none of {warm.sent} names through the "
+                                   f"proxy (see {d2.ddns_log} and {proxy.log_path})")
             proxy_log = LogTail(proxy.log_path)
             d2_proc, named_pid = d2.daemons[0].proc, lab.pid("named")
             assert d2_proc is not None and named_pid is not None
             pids = (d2_proc.pid, named_pid)
             rss0, cpu0 = proxy.rss_kb(), proxy.cpu_seconds()
             others0 = [cpu_seconds(pid) for pid in pids]
-            ncr = await drive_ncrs(tail, WARMUP_NCRS, window, seconds=seconds)
+            ncr = await drive_ncrs(tail, first + WARMUP_NCRS, window, seconds=seconds)
             cpu = proxy.cpu_seconds() - cpu0
             d2_cpu, named_cpu = (cpu_seconds(pid) - c for pid, c in zip(pids, others0,
                                                                           strict=True))
