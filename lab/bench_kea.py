@@ -29,9 +29,11 @@ latency but not throughput: each NCR also waits for the next poll.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import socket
 import statistics
@@ -41,7 +43,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import dns.name
 
@@ -137,22 +139,39 @@ def proxy_events(text: str) -> tuple[Counter[str], list[float]]:
 
 
 class LogTail:
-    """Reads what a growing log file gained since the last call."""
+    """What a growing log file gained since the last call, across rotations (``tail -F``):
+    the file is kept open, read to its end, and when the path names a new file (Kea
+    renamed the old one at ``maxsize``) reading goes on from the start of the new one.
+    Starts at the end of the file if it exists, else at the start of the one to come.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.offset = path.stat().st_size if path.exists() else 0
+        self._file: BinaryIO | None = None
         self._pending = ""
+        with contextlib.suppress(FileNotFoundError):
+            self._file = path.open("rb")
+            self._file.seek(0, os.SEEK_END)
+
+    def _renamed(self) -> bool:
+        assert self._file is not None
+        try:
+            return self.path.stat().st_ino != os.fstat(self._file.fileno()).st_ino
+        except FileNotFoundError:
+            return False
 
     def new_text(self) -> str:
         """Text appended since the previous call (or since construction)."""
-        try:
-            with self.path.open("rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return ""
-        self.offset += len(data)
+        data = b""
+        if self._file is not None:
+            data = self._file.read()
+            if not self._renamed():
+                return data.decode(errors="replace")
+            self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            self._file = self.path.open("rb")
+            data += self._file.read()
         return data.decode(errors="replace")
 
     def outcomes(self) -> list[Outcome]:
@@ -161,6 +180,12 @@ class LogTail:
         found, used = parse_outcomes(self._pending)
         self._pending = self._pending[used:]
         return found
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 # ------------------------------------------------------------------ D2 and the load
@@ -282,13 +307,14 @@ async def run_kea(lab: MitLab, info: LabInfo, workdir: Path, seconds: float,
     await proxy.start(info)
     try:
         target = dataclasses.replace(DdnsTarget.proxy(info, "DHCP1$"), port=proxy.port)
-        with D2Server(lab, workdir, DhcpScope(), target) as d2:
-            tail = LogTail(d2.ddns_log)
+        with contextlib.ExitStack() as stack:
+            d2 = stack.enter_context(D2Server(lab, workdir, DhcpScope(), target))
+            tail = stack.enter_context(contextlib.closing(LogTail(d2.ddns_log)))
             warm = await drive_ncrs(tail, first, window, count=WARMUP_NCRS)
             if not warm.succeeded:
                 raise RuntimeError(f"D2 registered none of {warm.sent} names through the "
                                    f"proxy (see {d2.ddns_log} and {proxy.log_path})")
-            proxy_log = LogTail(proxy.log_path)
+            proxy_log = stack.enter_context(contextlib.closing(LogTail(proxy.log_path)))
             d2_proc, named_pid = d2.daemons[0].proc, lab.pid("named")
             assert d2_proc is not None and named_pid is not None
             pids = (d2_proc.pid, named_pid)

@@ -86,6 +86,32 @@ def test_log_tail_reads_only_what_was_appended(tmp_path: Path) -> None:
     with log.open("a") as f:
         f.write(D2_OK[150:])
     assert [o.fqdn for o in tail.outcomes()] == ["kea-bench-7.example.test."]
+    tail.close()
+
+
+def test_log_tail_follows_a_rotated_log(tmp_path: Path) -> None:
+    log = tmp_path / "d2.log"
+    log.write_text("started\n")
+    tail = LogTail(log)
+    with log.open("a") as f:
+        f.write(D2_FAILED)
+    log.rename(tmp_path / "d2.log.1")  # Kea at maxsize: rename, then a new file
+    log.write_text(D2_OK)
+    assert [o.fqdn for o in tail.outcomes()] == ["t1.example.test.",
+                                                 "kea-bench-7.example.test."]
+    with log.open("a") as f:
+        f.write(D2_OK.replace("kea-bench-7", "kea-bench-8"))
+    assert [o.fqdn for o in tail.outcomes()] == ["kea-bench-8.example.test."]
+    tail.close()
+
+
+def test_log_tail_of_a_file_still_to_come_starts_at_its_beginning(tmp_path: Path) -> None:
+    log = tmp_path / "later.log"
+    tail = LogTail(log)
+    assert tail.new_text() == ""
+    log.write_text("first line\n")
+    assert tail.new_text() == "first line\n"
+    tail.close()
 
 
 def test_proxy_request_log_lines_are_counted() -> None:
