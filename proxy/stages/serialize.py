@@ -6,7 +6,9 @@ byte-identical packets). While the original is in flight, a retransmit waits for
 its answer; for ``window`` seconds after it completed, a retransmit gets the same
 answer again (so an applied add is not re-applied into YXDOMAIN). A later,
 different update of the same name by the same client ends that memory, so
-add → delete → add is applied three times. Updates touching the same (zone, name)
+add → delete → add is applied three times. Memory: an answer is forgotten once its
+window has passed (so it holds about rate * window answers, at most
+``max_remembered``). Updates touching the same (zone, name)
 run one after another. Output: the answer of the request it joined or of the rest of
 the pipeline. Rejects: as the joined request did.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from proxy.context import RequestContext
@@ -45,7 +48,7 @@ class SerializeStage:
         self.window = window
         self.max_remembered = max_remembered
         self._in_flight: dict[Key, asyncio.Future[Answer]] = {}
-        self._done: dict[Key, _Done] = {}
+        self._done: OrderedDict[Key, _Done] = OrderedDict()  # in expiry order
         self._by_name: dict[NameKey, set[Key]] = {}
         self._locks: dict[tuple[Labels, Labels], tuple[asyncio.Lock, int]] = {}
         self.joined = 0
@@ -93,31 +96,40 @@ class SerializeStage:
 
     def _remember(self, key: Key, client: str, names: tuple[Labels, ...],
                   answer: Answer) -> None:
+        now = time.monotonic()
+        self._expire(now)
         name_keys = tuple((client, n) for n in names)
         # a new update of these names ends the memory of earlier ones
         for name_key in name_keys:
-            for old in self._by_name.pop(name_key, ()):
-                self._done.pop(old, None)
+            for old in tuple(self._by_name.get(name_key, ())):
+                self._forget(old)
+        self._forget(key)
         if answer.outcome not in _REMEMBERED:
             return
-        if len(self._done) >= self.max_remembered:
-            self._expire()
-        entry = _Done(answer, time.monotonic() + self.window, name_keys)
-        self._done[key] = entry
-        for name_key in entry.names:
+        while len(self._done) >= self.max_remembered:
+            self._forget(next(iter(self._done)))
+        self._done[key] = _Done(answer, now + self.window, name_keys)  # newest last
+        for name_key in name_keys:
             self._by_name.setdefault(name_key, set()).add(key)
 
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for key, entry in list(self._done.items()):
-            if entry.expires <= now or len(self._done) >= self.max_remembered:
-                del self._done[key]
-                for name_key in entry.names:
-                    keys = self._by_name.get(name_key)
-                    if keys is not None:
-                        keys.discard(key)
-                        if not keys:
-                            del self._by_name[name_key]
+    def _expire(self, now: float) -> None:
+        """Forget answers older than the window (the oldest come first)."""
+        while self._done:
+            key, entry = next(iter(self._done.items()))
+            if entry.expires > now:
+                return
+            self._forget(key)
+
+    def _forget(self, key: Key) -> None:
+        entry = self._done.pop(key, None)
+        if entry is None:
+            return
+        for name_key in entry.names:
+            keys = self._by_name.get(name_key)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_name[name_key]
 
     async def _serialized(self, req: RequestContext, keys: list[tuple[Labels, Labels]],
                           call_next: Next) -> Answer:
