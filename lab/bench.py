@@ -13,6 +13,11 @@ RSS at start and end. ``--json`` prints the same as JSON. ``--soak N`` sends N u
 through the proxy and reports memory growth. Numbers are only comparable within one
 run on one machine: the load generator, BIND and the proxy share its cores.
 
+Then, unless ``--no-paced`` (:mod:`lab.bench_paced`, 2 x ``--seconds``): the latency
+target's load — updates sent on a fixed schedule at half of the highest proxy
+throughput measured above, direct and through the proxy; rows ``direct@R/s`` and
+``proxy@R/s``, latency from each update's scheduled time, and the added p50/p99.
+
 Opt-in measurements (after the runs above, in the same lab):
 
 * ``--kea`` (:mod:`lab.bench_kea`, about ``--seconds`` + 5 s): Kea's kea-dhcp-ddns
@@ -310,19 +315,19 @@ def summary(results: Sequence[RunResult]) -> dict[str, object]:
 
 def table(results: Sequence[RunResult]) -> str:
     """Human-readable table."""
-    head = (f"{'mode':<7}{'C':>5}{'updates':>9}{'err':>5}{'upd/s':>9}{'p50 ms':>9}"
+    head = (f"{'mode':<13}{'C':>5}{'updates':>9}{'err':>5}{'upd/s':>9}{'p50 ms':>9}"
             f"{'p95 ms':>9}{'p99 ms':>9}{'proxy CPU µs/upd':>18}{'proxy RSS kB':>20}")
     lines = [head, "-" * len(head)]
     for r in results:
         cpu = f"{r.proxy_cpu_us_per_update:.0f}" if r.proxy_cpu_us_per_update else "-"
         rss = (f"{r.proxy_rss_kb_start}->{r.proxy_rss_kb_end}" if r.proxy_rss_kb_start else "-")
-        lines.append(f"{r.mode:<7}{r.concurrency:>5}{r.updates:>9}{r.errors:>5}{r.ups:>9.0f}"
+        lines.append(f"{r.mode:<13}{r.concurrency:>5}{r.updates:>9}{r.errors:>5}{r.ups:>9.0f}"
                      f"{r.p50_ms:>9.2f}{r.p95_ms:>9.2f}{r.p99_ms:>9.2f}{cpu:>18}{rss:>20}")
     return "\n".join(lines)
 
 
 async def _main(args: argparse.Namespace) -> tuple[list[RunResult], dict[str, Any]]:
-    from lab import bench_directory, bench_kea  # they import this module
+    from lab import bench_directory, bench_kea, bench_paced  # they import this module
 
     results: list[RunResult] = []
     extra: dict[str, Any] = {}
@@ -335,6 +340,11 @@ async def _main(args: argparse.Namespace) -> tuple[list[RunResult], dict[str, An
         try:
             for c in args.concurrency:
                 results += await measure(info, c, args.seconds, Path(tmp), args.soak)
+            if args.paced and args.soak is None:
+                direct, proxy = await bench_paced.half_peak(info, results, args.seconds,
+                                                            Path(tmp))
+                results += [direct, proxy]
+                extra["paced"] = bench_paced.added_latency(direct, proxy)
             if args.kea:
                 kea = await bench_kea.run_kea(lab, info, Path(tmp), args.seconds, args.kea_window)
                 results.append(kea.run)
@@ -365,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per run (default 10)")
     parser.add_argument("--soak", type=int, default=None, metavar="N",
                         help="send N updates through the proxy only; report memory growth")
+    parser.add_argument("--no-paced", dest="paced", action="store_false",
+                        help="skip the fixed-rate runs at half of the proxy's peak")
     parser.add_argument("--kea", action="store_true",
                         help="also run Kea's D2 as the proxy's client (mode 'kea', "
                         "lab/bench_kea.py; adds about --seconds + 5 s)")
@@ -380,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     kea, groups = extra.get("kea"), extra.get("group_sizes")
     if args.json:
         out = summary(results)
+        if "paced" in extra:
+            out["half_peak"] = extra["paced"]
         if kea is not None:
             out["kea"] = kea.summary()
         if groups is not None:
@@ -387,6 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(out, indent=1))
         return 0
     print(table(results))
+    if "paced" in extra:
+        added = extra["paced"]
+        print(f"added latency at half of peak: p50 {added['added_p50_ms']:+.2f} ms, "
+              f"p99 {added['added_p99_ms']:+.2f} ms")
     if kea is not None:
         print(kea.line())
     if groups is not None:

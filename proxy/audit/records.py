@@ -45,6 +45,11 @@ _type_text = functools.lru_cache(maxsize=512)(dns.rdatatype.to_text)
 _rcode_text = functools.lru_cache(maxsize=64)(dns.rcode.to_text)
 
 
+@functools.lru_cache(maxsize=256)
+def _zone_text(zone: dns.name.Name) -> str:
+    return zone.to_text().lower()
+
+
 @functools.lru_cache(maxsize=4096)
 def _name_text(labels: Labels) -> str:
     return dns.name.Name(labels).to_text()
@@ -80,7 +85,7 @@ def to_row(snap: Snapshot, instance: str) -> tuple[Any, ...]:
     names = " ".join(dict.fromkeys(op["name"].lower() for op in operations))
     return (
         received_at, instance, client[0], client[1], transport, message_id, size,
-        key_name, identity, _json(list(groups)), zone.to_text().lower() if zone else None,
+        key_name, identity, _json(list(groups)), _zone_text(zone) if zone else None,
         names, _json(operations), _json(prerequisites),
         outcome.event if outcome is not None else None, reason, detail or None, upstream,
         upstream_rcode, rcode, round(latency_ms, 3),
