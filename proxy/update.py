@@ -10,7 +10,8 @@ sent, TTL, where its data lies and — for PTR — the target name. Anything els
 Contract: :func:`read_update` returns a :class:`ParsedUpdate` or raises
 :class:`MalformedUpdate` naming the problem. It checks what a server checks (RFC 1035
 §4.1, RFC 2136 §2 and §3): counts match the data and nothing trails it; names are well
-formed (labels ≤ 63 octets, names ≤ 255, compression pointers pointing backwards);
+formed (labels ≤ 63 octets, names ≤ 255, compression pointers pointing backwards, to
+names wholly before the one being read);
 the zone section is exactly one SOA entry of a data class; prerequisite and update
 records are of the zone's class, ANY or NONE, and those of class ANY (and every
 prerequisite of class ANY or NONE) carry no data; no meta type is added; A, AAAA, PTR
@@ -27,7 +28,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import dns.exception
-import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
@@ -261,7 +261,3 @@ def _read_additional(wire: bytes, at: int, count: int,
         at += rdlen
     return tsig_start, tsig, at
 
-
-def name_of(labels: Labels) -> dns.name.Name:
-    """``labels`` as a dnspython name (for text and for APIs that take one)."""
-    return dns.name.Name(labels)
