@@ -1,6 +1,8 @@
 """``make bench``: what the proxy costs, measured against signing directly, in one run.
 
-Starts a lab, then at each concurrency C runs the same load twice for the same time:
+Starts a lab, then at each concurrency C runs the same load both ways for the same time,
+alternating in ``--rounds`` slices (default 2) so that both see the same drift of a shared
+machine:
 
 * **direct** — C workers, each with its own GSS-TSIG context, sign updates themselves
   and send them straight to BIND (reply TSIG verified);
@@ -261,22 +263,45 @@ class ProxyUnderTest:
 
 
 async def measure(info: LabInfo, concurrency: int, seconds: float, workdir: Path,
-                  soak: int | None) -> list[RunResult]:
-    """direct then proxy at ``concurrency`` (or only the proxy soak)."""
+                  soak: int | None, rounds: int = 2) -> list[RunResult]:
+    """direct and proxy at ``concurrency``, alternating in ``rounds`` slices of
+    ``seconds / rounds`` each (a shared machine's speed drifts: both modes see the same
+    drift); or only the proxy soak."""
     bodies = update_bodies(info.zones[0])
-    results = []
-    if soak is None:
-        send = await direct_sender(info, bodies, concurrency)
-        await drive("direct", concurrency, send, count=concurrency * 20)  # warm-up
-        results.append(await drive("direct", concurrency, send, seconds=seconds))
     proxy = ProxyUnderTest(info, concurrency, workdir)
     await proxy.start(info)
     try:
-        results.append(await proxy_run(proxy, info, bodies, concurrency,
-                                       seconds=None if soak else seconds, count=soak))
+        if soak is not None:
+            return [await proxy_run(proxy, info, bodies, concurrency, count=soak)]
+        direct_send = await direct_sender(info, bodies, concurrency)
+        await drive("direct", concurrency, direct_send, count=concurrency * 20)  # warm-up
+        proxy_send = await proxy_sender(info, bodies, concurrency, proxy.port)
+        await drive("proxy", concurrency, proxy_send, count=max(concurrency * 20, 2000))
+        rss0, cpu = proxy.rss_kb(), 0.0
+        direct_runs, proxy_runs = [], []
+        for _ in range(rounds):
+            direct_runs.append(await drive("direct", concurrency, direct_send,
+                                           seconds=seconds / rounds))
+            cpu0 = proxy.cpu_seconds()
+            proxy_runs.append(await drive("proxy", concurrency, proxy_send,
+                                          seconds=seconds / rounds))
+            cpu += proxy.cpu_seconds() - cpu0
+        through = merged(proxy_runs)
+        through.proxy_cpu_us_per_update = cpu / max(through.updates, 1) * 1e6
+        through.proxy_rss_kb_start, through.proxy_rss_kb_end = rss0, proxy.rss_kb()
+        return [merged(direct_runs), through]
     finally:
         await proxy.stop()
-    return results
+
+
+def merged(runs: Sequence[RunResult]) -> RunResult:
+    """One result for several runs of the same mode (updates, errors, time and latencies
+    added up)."""
+    first = runs[0]
+    total = RunResult(first.mode, first.concurrency, sum(r.updates for r in runs),
+                      sum(r.errors for r in runs), sum(r.seconds for r in runs))
+    total.latencies = [ms for r in runs for ms in r.latencies]
+    return total.finish()
 
 
 async def proxy_run(proxy: ProxyUnderTest, info: LabInfo, bodies: list[bytes],
@@ -339,7 +364,8 @@ async def _main(args: argparse.Namespace) -> tuple[list[RunResult], dict[str, An
         os.environ.update(info.env)
         try:
             for c in args.concurrency:
-                results += await measure(info, c, args.seconds, Path(tmp), args.soak)
+                results += await measure(info, c, args.seconds, Path(tmp), args.soak,
+                                         args.rounds)
             if args.paced and args.soak is None:
                 direct, proxy = await bench_paced.half_peak(info, results, args.seconds,
                                                             Path(tmp))
@@ -375,6 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per run (default 10)")
     parser.add_argument("--soak", type=int, default=None, metavar="N",
                         help="send N updates through the proxy only; report memory growth")
+    parser.add_argument("--rounds", type=int, default=2, metavar="N",
+                        help="alternate direct and proxy N times within --seconds each "
+                        "(default 2), so both see the same drift of a shared machine")
     parser.add_argument("--no-paced", dest="paced", action="store_false",
                         help="skip the fixed-rate runs at half of the proxy's peak")
     parser.add_argument("--kea", action="store_true",
