@@ -46,6 +46,11 @@ _rcode_text = functools.lru_cache(maxsize=64)(dns.rcode.to_text)
 
 
 @functools.lru_cache(maxsize=256)
+def _groups_json(groups: tuple[str, ...]) -> str:
+    return _json(list(groups))
+
+
+@functools.lru_cache(maxsize=256)
 def _zone_text(zone: dns.name.Name) -> str:
     return zone.to_text().lower()
 
@@ -85,11 +90,13 @@ def to_row(snap: Snapshot, instance: str) -> tuple[Any, ...]:
     names = " ".join(dict.fromkeys(op["name"].lower() for op in operations))
     return (
         received_at, instance, client[0], client[1], transport, message_id, size,
-        key_name, identity, _json(list(groups)), _zone_text(zone) if zone else None,
-        names, _json(operations), _json(prerequisites),
+        key_name, identity, _groups_json(tuple(groups)), _zone_text(zone) if zone else None,
+        names, _json(operations), _json(prerequisites) if prerequisites else "[]",
         outcome.event if outcome is not None else None, reason, detail or None, upstream,
         upstream_rcode, rcode, round(latency_ms, 3),
-        _json({k: round(v, 3) for k, v in stages.items()}), _json(list(notes)),
+        # stage names are fixed identifiers and the times finite: no escaping needed
+        "{" + ",".join([f'"{k}":{round(v, 3)!r}' for k, v in stages.items()]) + "}",
+        _json(list(notes)) if notes else "[]",
     )
 
 
