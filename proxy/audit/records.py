@@ -82,8 +82,10 @@ def to_row(snap: Snapshot, instance: str) -> tuple[Any, ...]:
     prerequisites: list[dict[str, Any]] = []
     if update is not None:
         try:
-            operations = [_operation(update, rr) for rr in update.updates]
-            prerequisites = [_prerequisite(update, rr) for rr in update.prerequisites]
+            owners = _Owners(update)
+            operations = [_operation(update, rr, owners.text(rr)) for rr in update.updates]
+            prerequisites = [_prerequisite(update, rr, owners.text(rr))
+                             for rr in update.prerequisites]
         except Exception as exc:  # never lose the row for want of a rendering
             operations, prerequisites = [], []
             notes = [*notes, f"audit: update not rendered: {exc!r}"]
@@ -125,9 +127,24 @@ def _data(update: ParsedUpdate, rr: UpdateRR) -> str | None:
     return rdata.to_text() if rdata is not None else None
 
 
-def _operation(update: ParsedUpdate, rr: UpdateRR) -> dict[str, Any]:
+class _Owners:
+    """Owner names as the message spells them, read once per name (a compressing client
+    writes a name once and points to it from the other records)."""
+
+    def __init__(self, update: ParsedUpdate) -> None:
+        self.update = update
+        self.spelled: dict[Labels, str] = {}
+
+    def text(self, rr: UpdateRR) -> str:
+        found = self.spelled.get(rr.name)
+        if found is None:
+            found = self.spelled[rr.name] = _name_text(self.update.owner(rr))
+        return found
+
+
+def _operation(update: ParsedUpdate, rr: UpdateRR, name: str) -> dict[str, Any]:
     """RFC 2136 §2.5: class NONE deletes an RR, class ANY an RRset (type ANY: the name)."""
-    name, rdtype = _name_text(update.owner(rr)), _type_text(rr.rdtype)
+    rdtype = _type_text(rr.rdtype)
     if rr.rdclass == dns.rdataclass.ANY:
         action = "delete-name" if rr.rdtype == dns.rdatatype.ANY else "delete-rrset"
         return {"action": action, "name": name, "type": rdtype, "ttl": None, "data": None}
@@ -138,9 +155,9 @@ def _operation(update: ParsedUpdate, rr: UpdateRR) -> dict[str, Any]:
             "data": _data(update, rr)}
 
 
-def _prerequisite(update: ParsedUpdate, rr: UpdateRR) -> dict[str, Any]:
+def _prerequisite(update: ParsedUpdate, rr: UpdateRR, name: str) -> dict[str, Any]:
     """RFC 2136 §2.4: ANY/NONE with type ANY test the name, with a type the RRset."""
-    name, rdtype = _name_text(update.owner(rr)), _type_text(rr.rdtype)
+    rdtype = _type_text(rr.rdtype)
     any_type = rr.rdtype == dns.rdatatype.ANY
     if rr.rdclass == dns.rdataclass.ANY:
         condition = "name-in-use" if any_type else "rrset-exists"
