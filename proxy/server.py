@@ -15,6 +15,7 @@ import contextlib
 import logging
 import struct
 import time
+from collections.abc import Callable
 
 from proxy.config import ListenConfig
 from proxy.context import RequestContext
@@ -45,11 +46,15 @@ class _UdpListener(asyncio.DatagramProtocol):
 
     async def _serve(self, req: RequestContext) -> None:
         try:
-            reply = await self.server.handler.handle(req)
-            if reply is not None and self.transport is not None:
-                self.transport.sendto(reply, req.client)
+            await self.server.handler.respond(req, self._send_to(req.client))
         finally:
             self.server.release()
+
+    def _send_to(self, client: tuple[str, int]) -> Callable[[bytes], None]:
+        def send(reply: bytes) -> None:
+            if self.transport is not None:
+                self.transport.sendto(reply, client)
+        return send
 
 
 class Server:
@@ -142,10 +147,12 @@ class Server:
             writer.close()
 
     async def _serve_tcp(self, req: RequestContext, writer: asyncio.StreamWriter) -> None:
-        try:
-            reply = await self.handler.handle(req)
-            if reply is not None and not writer.is_closing():
+        def send(reply: bytes) -> None:
+            if not writer.is_closing():
                 writer.write(struct.pack("!H", len(reply)) + reply)
+
+        try:
+            await self.handler.respond(req, send)
         finally:
             self.release()
 
