@@ -70,6 +70,10 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # helpers that outlived the browser
 
 
+class NavigatedAway(Exception):
+    """The page was replaced while a command ran on it (e.g. during a form submit)."""
+
+
 class DevTools:
     """A minimal Chrome DevTools Protocol client for one page."""
 
@@ -84,7 +88,10 @@ class DevTools:
         while True:
             message = json.loads((await asyncio.wait_for(self.ws.receive(), 30)).data)
             if message.get("id") == msg_id:
-                assert "error" not in message, message
+                error = message.get("error", {}).get("message")
+                if error == "Inspected target navigated or closed":
+                    raise NavigatedAway(error)
+                assert error is None, message
                 return message["result"]
 
     async def evaluate(self, expression: str) -> Any:
@@ -102,7 +109,10 @@ class DevTools:
     async def wait_for(self, expression: str, timeout: float = 20) -> None:
         """Poll until ``expression`` is true in the page."""
         deadline = asyncio.get_running_loop().time() + timeout
-        while not await self.evaluate(expression):
+        while True:
+            with contextlib.suppress(NavigatedAway):  # evaluated mid-navigation: poll again
+                if await self.evaluate(expression):
+                    return
             assert asyncio.get_running_loop().time() < deadline, f"timed out: {expression}"
             await asyncio.sleep(0.1)
 
