@@ -12,11 +12,12 @@ from __future__ import annotations
 import struct
 import time
 
-import dns.message
+import dns.name
 import dns.rcode
 
 from proxy import wire
 from proxy.context import RequestContext
+from proxy.update import read_name, read_update
 
 
 def build_reply(req: RequestContext, rcode: int, tsig_error: int = 0) -> bytes:
@@ -33,16 +34,16 @@ def build_reply(req: RequestContext, rcode: int, tsig_error: int = 0) -> bytes:
 
 
 def _tsig_error_reply(req: RequestContext, error: int) -> bytes:
-    request = dns.message.from_wire(req.wire, keyring=False)
+    """NOTAUTH with a TSIG error; only well-formed requests reach TSIG checking."""
+    request = read_update(req.wire)
+    assert request.tsig is not None and request.tsig_start is not None
     now = int(time.time())
+    reply = wire.reply_header_and_zone(req.wire, request.question_end, dns.rcode.NOTAUTH)
     if error == dns.rcode.BADTIME and req.client_key is not None:
-        response = dns.message.make_response(request)
-        response.set_rcode(dns.rcode.NOTAUTH)
-        response.use_tsig(req.client_key, tsig_error=error,
-                          other_data=struct.pack("!HI", now >> 32, now & 0xFFFFFFFF))
-        response.request_mac = request.mac
-        return response.to_wire()
-    question_end = wire.layout(req.wire).question_end
-    reply = wire.reply_header_and_zone(req.wire, question_end, dns.rcode.NOTAUTH)
-    rr = wire.tsig_error_rr(request.keyname, request.keyalgorithm, request.id, error, now)
+        signed, _ = wire.append_tsig(reply, req.client_key, now=now,
+                                     request_mac=req.request_mac, error=error,
+                                     other=struct.pack("!HI", now >> 32, now & 0xFFFFFFFF))
+        return signed
+    keyname = dns.name.Name(read_name(req.wire, request.tsig_start, fold=False)[0])
+    rr = wire.tsig_error_rr(keyname, request.tsig.algorithm, req.request_id or 0, error, now)
     return wire.append_rr(reply, rr)

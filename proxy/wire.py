@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import dns.exception
 import dns.name
@@ -55,18 +53,6 @@ def _skip_name(wire: bytes, offset: int) -> int:
         offset += 1 + length
 
 
-class RRHeader(NamedTuple):
-    """Where one RR starts and its fixed fields. ``section``: 1 answer (UPDATE:
-    prerequisites), 2 authority (UPDATE: updates), 3 additional."""
-
-    section: int
-    start: int
-    rdtype: int
-    rdclass: int
-    ttl: int
-    rdlen: int
-
-
 def _question_end(wire: bytes, qdcount: int) -> int:
     offset = 12
     for _ in range(qdcount):
@@ -74,26 +60,18 @@ def _question_end(wire: bytes, qdcount: int) -> int:
     return offset
 
 
-def rr_headers(wire: bytes) -> Iterator[RRHeader]:
-    """The RRs after the question/zone section, in order (raises FormError or
+def layout(wire: bytes) -> Layout:
+    """Where the zone section ends and the last RR starts (raises FormError or
     struct.error on a message that is cut short)."""
     _, _, qd, an, ns, ar = HEADER.unpack_from(wire)
-    offset = _question_end(wire, qd)
-    for section, count in ((1, an), (2, ns), (3, ar)):
-        for _ in range(count):
-            start = offset
-            offset = _skip_name(wire, offset)
-            rdtype, rdclass, ttl, rdlen = _RR_FIXED.unpack_from(wire, offset)
-            offset += _RR_FIXED.size + rdlen
-            yield RRHeader(section, start, rdtype, rdclass, ttl, rdlen)
-
-
-def layout(wire: bytes) -> Layout:
-    """Where the zone section ends and the last RR starts."""
+    question_end = offset = _question_end(wire, qd)
     last = None
-    for last_rr in rr_headers(wire):
-        last = last_rr.start
-    return Layout(_question_end(wire, HEADER.unpack_from(wire)[2]), last)
+    for _ in range(an + ns + ar):
+        last = offset
+        offset = _skip_name(wire, offset)
+        rdlen = _RR_FIXED.unpack_from(wire, offset)[3]
+        offset += _RR_FIXED.size + rdlen
+    return Layout(question_end, last)
 
 
 def strip_tsig(wire: bytes, tsig_start: int) -> bytes:
@@ -127,20 +105,23 @@ def tsig_variables(keyname: dns.name.Name, algorithm: dns.name.Name, time_signed
 
 
 def append_tsig(
-    wire: bytes, key: dns.tsig.Key, *, fudge: int = 300, now: int, request_mac: bytes = b""
+    wire: bytes, key: dns.tsig.Key, *, fudge: int = 300, now: int, request_mac: bytes = b"",
+    error: int = 0, other: bytes = b"",
 ) -> tuple[bytes, bytes]:
     """Sign ``wire`` (a message without TSIG) with ``key``; return (signed wire, MAC).
 
     The digest and the TSIG RR are built directly (no message rendering): MAC over the
     request's MAC when ``wire`` is a reply to a signed request (RFC 8945 §5.3), the
-    message and the TSIG variables; key and algorithm names written uncompressed."""
+    message and the TSIG variables (with ``error`` and ``other``: a signed BADTIME reply);
+    key and algorithm names written uncompressed."""
     msg_id = struct.unpack_from("!H", wire)[0]
     prefix = struct.pack("!H", len(request_mac)) + request_mac if request_mac else b""
     mac = compute_mac(key, prefix + wire
-                      + tsig_variables(key.name, key.algorithm, now, fudge, 0, b""))
+                      + tsig_variables(key.name, key.algorithm, now, fudge, error, other))
     rdata = (name_bytes(key.algorithm)[0]
              + _TIME_FUDGE.pack(now >> 32, now & 0xFFFFFFFF, fudge)
-             + struct.pack("!H", len(mac)) + mac + struct.pack("!HHH", msg_id, 0, 0))
+             + struct.pack("!H", len(mac)) + mac
+             + struct.pack("!HHH", msg_id, error, len(other)) + other)
     rr = (name_bytes(key.name)[0]
           + _RR_FIXED.pack(dns.rdatatype.TSIG, dns.rdataclass.ANY, 0, len(rdata)) + rdata)
     return append_rr(wire, rr), mac
