@@ -23,17 +23,19 @@ The TSIG's data is read; verifying it is the caller's (the parse stage).
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import dns.exception
+import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 from dns.rdtypes.ANY.TSIG import TSIG
 
-Labels = tuple[bytes, ...]
+Labels = tuple[bytes, ...]  # a name's labels, ending with the root's b""
 
 PREREQUISITE = 1
 UPDATE = 2
@@ -51,6 +53,17 @@ _OPT = dns.rdatatype.OPT
 _FIXED_SIZE = {dns.rdatatype.A: 4, dns.rdatatype.AAAA: 16}
 _SECTION_TEXT = {PREREQUISITE: "prerequisite", UPDATE: "update"}
 _ROOT: Labels = (b"",)
+
+
+def labels_of(name: dns.name.Name) -> Labels:
+    """The lower-case labels of an absolute name."""
+    return tuple(map(bytes.lower, name.labels))
+
+
+@functools.lru_cache(maxsize=4096)
+def text_of(labels: Labels) -> str:
+    """The name as people write it (with the final dot)."""
+    return dns.name.Name(labels).to_text()
 
 
 class MalformedUpdate(dns.exception.FormError):

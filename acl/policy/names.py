@@ -12,17 +12,12 @@ from dataclasses import dataclass
 
 import dns.name
 
-Labels = tuple[bytes, ...]
+from proxy.update import Labels, labels_of
 
 IN_ADDR = (b"in-addr", b"arpa", b"")
 IP6 = (b"ip6", b"arpa", b"")
 _OCTETS = {str(i).encode(): i for i in range(256)}  # no leading zeros
 _NIBBLES = {f"{i:x}".encode(): i for i in range(16)}
-
-
-def labels_of(name: dns.name.Name) -> Labels:
-    """The lower-case labels of an absolute name."""
-    return tuple(map(bytes.lower, name.labels))
 
 
 def labels_from_text(text: str) -> Labels:
@@ -34,11 +29,6 @@ def is_at_or_below(labels: Labels, suffix: Labels) -> bool:
     """True when ``labels`` is ``suffix`` or a name below it."""
     n = len(suffix)
     return len(labels) >= n and labels[len(labels) - n:] == suffix
-
-
-def text_of(labels: Labels) -> str:
-    """The name as people write it (with the final dot)."""
-    return dns.name.Name(labels).to_text()
 
 
 def is_reverse(labels: Labels) -> bool:

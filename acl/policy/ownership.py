@@ -20,8 +20,8 @@ import dns.rdatatype
 
 from acl.policy import rules
 from acl.policy.digest import Guards, NameChange
-from acl.policy.names import text_of
 from acl.policy.rules import Violation
+from proxy.update import text_of
 
 _NO_GUARDS = Guards()
 _ADDRESS_TYPES = frozenset((dns.rdatatype.A, dns.rdatatype.AAAA))

@@ -26,11 +26,11 @@ from acl.policy.names import (
     is_reverse,
     labels_from_text,
     reverse_address,
-    text_of,
 )
 from acl.policy.ownership import ownership_violation
 from acl.policy.protected import ProtectedNames
 from acl.policy.rules import Violation
+from proxy.update import text_of
 
 _OWNER_TYPES = {"dhcid": dns.rdatatype.DHCID, "txt": dns.rdatatype.TXT, "off": None}
 

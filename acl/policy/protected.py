@@ -22,8 +22,9 @@ import dns.rdatatype
 from acl.policy import rules
 from acl.policy.config import ProtectedConfig
 from acl.policy.digest import UpdateDigest
-from acl.policy.names import Labels, is_at_or_below, labels_from_text, text_of
+from acl.policy.names import Labels, is_at_or_below, labels_from_text
 from acl.policy.rules import Violation
+from proxy.update import text_of
 
 log = logging.getLogger("dnsupdate_proxy.policy")
 

@@ -24,7 +24,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from proxy.context import RequestContext
-from proxy.update import Labels, ParsedUpdate, UpdateRR, read_name
+from proxy.update import Labels, ParsedUpdate, UpdateRR, read_name, text_of
 
 #: Stored columns, in insert order (the table also has ``id``, assigned by the database).
 COLUMNS = (
@@ -53,11 +53,6 @@ def _groups_json(groups: tuple[str, ...]) -> str:
 @functools.lru_cache(maxsize=256)
 def _zone_text(zone: dns.name.Name) -> str:
     return zone.to_text().lower()
-
-
-@functools.lru_cache(maxsize=4096)
-def _name_text(labels: Labels) -> str:
-    return dns.name.Name(labels).to_text()
 
 
 def snapshot(req: RequestContext) -> Snapshot:
@@ -122,7 +117,7 @@ def _data(update: ParsedUpdate, rr: UpdateRR) -> str | None:
     if rr.rdtype == dns.rdatatype.DHCID:
         return _base64_text(update.rdata_bytes(rr))
     if rr.rdtype == dns.rdatatype.PTR:
-        return _name_text(read_name(update.wire, rr.rdata_at, fold=False)[0])
+        return text_of(read_name(update.wire, rr.rdata_at, fold=False)[0])
     rdata = update.rdata(rr)
     return rdata.to_text() if rdata is not None else None
 
@@ -138,7 +133,7 @@ class _Owners:
     def text(self, rr: UpdateRR) -> str:
         found = self.spelled.get(rr.name)
         if found is None:
-            found = self.spelled[rr.name] = _name_text(self.update.owner(rr))
+            found = self.spelled[rr.name] = text_of(self.update.owner(rr))
         return found
 
 

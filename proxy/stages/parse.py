@@ -28,7 +28,7 @@ from proxy import wire
 from proxy.context import RequestContext
 from proxy.outcome import Outcome, Reject
 from proxy.pipeline import Answer, Next
-from proxy.update import Labels, MalformedUpdate, read_name, read_update
+from proxy.update import Labels, MalformedUpdate, labels_of, read_name, read_update, text_of
 
 # inbound TSIG failures: (exception, detail, RFC 8945 error in the NOTAUTH reply)
 _TSIG_FAILURES: tuple[tuple[type[Exception], str, int], ...] = (
@@ -46,8 +46,7 @@ class ParseStage:
     def __init__(self, keys: Iterable[dns.tsig.Key], zones: Iterable[str]) -> None:
         self.keyring = {k.name: k for k in keys}
         names = (dns.name.from_text(z) for z in zones)
-        self.zones: dict[Labels, dns.name.Name] = {
-            tuple(label.lower() for label in n.labels): n for n in names}
+        self.zones: dict[Labels, dns.name.Name] = {labels_of(n): n for n in names}
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
         self.parse(req)
@@ -79,7 +78,7 @@ class ParseStage:
         zone = self.zones.get(update.zone)
         if zone is None:
             raise Reject(Outcome.ZONE_NOT_SERVED,
-                         f"zone {dns.name.Name(update.zone)} is not relayed by this proxy")
+                         f"zone {text_of(update.zone)} is not relayed by this proxy")
         req.zone = zone
         req.body = (data if update.tsig_start is None
                     else wire.strip_tsig(data, update.tsig_start))
