@@ -86,18 +86,21 @@ def _check(update: ParsedUpdate, name: dns.name.Name, rdclass: int,
             dns.rcode.NXRRSET, f"{name}'s DHCID is not the sender's{owner}")
 
 
-def _grouped(records: tuple[UpdateRR, ...]) -> dict[tuple[dns.name.Name, int, int],
-                                                    list[UpdateRR]]:
+RRsets = dict[tuple[dns.name.Name, int, int], list[UpdateRR]]
+
+
+def _grouped(records: tuple[UpdateRR, ...]) -> RRsets:
     """Records by (owner, type, class as sent), in order: the RRsets of a section."""
-    groups: dict[tuple[dns.name.Name, int, int], list[UpdateRR]] = {}
+    groups: RRsets = {}
     for rr in records:
         groups.setdefault((dns.name.Name(rr.name), rr.rdtype, rr.rdclass), []).append(rr)
     return groups
 
 
-def _changes(update: ParsedUpdate) -> dict[dns.name.Name, list[tuple[str, frozenset[bytes]]]]:
+def _changes(update: ParsedUpdate, prerequisites: RRsets,
+             ) -> dict[dns.name.Name, list[tuple[str, frozenset[bytes]]]]:
     changes: dict[dns.name.Name, list[tuple[str, frozenset[bytes]]]] = {}
-    for name, rdtype, rdclass in _grouped(update.prerequisites):
+    for name, rdtype, rdclass in prerequisites:
         # "name not in use" confirmed upstream: a stale entry
         if rdclass == dns.rdataclass.NONE and rdtype == dns.rdatatype.ANY:
             changes.setdefault(name, []).append(("clear", frozenset()))
@@ -115,11 +118,12 @@ def _changes(update: ParsedUpdate) -> dict[dns.name.Name, list[tuple[str, frozen
 def plan(update: ParsedUpdate, body: bytes,
          store: MemoryOwnershipStore) -> DhcidPlan | None:
     """See the module docstring."""
-    changes = _changes(update)
+    prerequisites = _grouped(update.prerequisites)
+    changes = _changes(update, prerequisites)
     if not any(r.rdtype == DHCID for r in (*update.prerequisites, *update.updates)):
         # no DHCID here, but deleting a whole name also ends its recorded ownership
         return DhcidPlan(body, 0, changes) if any(map(store.get, changes)) else None
-    for (name, rdtype, rdclass), records in _grouped(update.prerequisites).items():
+    for (name, rdtype, rdclass), records in prerequisites.items():
         if rdtype == DHCID:
             _check(update, name, rdclass, records, store)
     stripped = dns.message.from_wire(body)
