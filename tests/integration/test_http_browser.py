@@ -26,7 +26,7 @@ from aiohttp.test_utils import unused_port
 from proxy.audit import AuditConfig, AuditFilter, AuditStore, start_audit
 from proxy.context import RequestContext
 from proxy.http import HttpConfig, Metrics, start_http
-from tests.unit.test_audit_store import synthetic_request
+from tests.unit.test_audit_store import recorded, synthetic_request
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
@@ -160,11 +160,7 @@ async def store(tmp_path: Path) -> AsyncIterator[AuditStore]:
 
 @pytest.fixture
 async def population(store: AuditStore) -> list[RequestContext]:
-    reqs = [synthetic_request(i) for i in range(60)]
-    for req in reqs:
-        store.record(req)
-    await store.flush()
-    return reqs
+    return await recorded(store, 60)
 
 
 @pytest.fixture

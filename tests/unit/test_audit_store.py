@@ -57,6 +57,15 @@ def synthetic_request(i: int, *, received_at: float | None = None) -> RequestCon
     return req
 
 
+async def recorded(store: AuditStore, count: int) -> list[RequestContext]:
+    """``synthetic_request(0 .. count-1)``, recorded and written; row ids follow list order."""
+    reqs = [synthetic_request(i) for i in range(count)]
+    for req in reqs:
+        store.record(req)
+    await store.flush()
+    return reqs
+
+
 def matches(req: RequestContext, flt: AuditFilter) -> bool:
     """The filter semantics, in Python: what the database must return."""
     names = " ".join(dict.fromkeys(b".".join(rr.name).decode() for rr in req.update.updates)
@@ -90,11 +99,7 @@ async def store(audit_config: AuditConfig) -> AsyncIterator[AuditStore]:
 @pytest.fixture
 async def population(store: AuditStore) -> list[RequestContext]:
     """120 varied requests, recorded and written; row ids follow list order."""
-    reqs = [synthetic_request(i) for i in range(120)]
-    for req in reqs:
-        store.record(req)
-    await store.flush()
-    return reqs
+    return await recorded(store, 120)
 
 
 def key(entry: dict) -> tuple[str, int]:

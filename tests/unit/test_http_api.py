@@ -33,7 +33,7 @@ from proxy.stages.parse import ParseStage
 from proxy.stages.serialize import SerializeStage
 from proxy.upstream import UpstreamTransport
 from tests.unit.fakes import start_fake_upstream
-from tests.unit.test_audit_store import BASE_TIME, synthetic_request
+from tests.unit.test_audit_store import BASE_TIME, recorded, synthetic_request
 
 TOKEN = "automation-token-0123456789"
 CLIENT_KEY = TsigKeyConfig(name="dhcp1-key.", algorithm="hmac-sha256",
@@ -154,11 +154,7 @@ async def test_forwarded_refused_and_malformed_requests_appear_with_their_fields
 @pytest.fixture
 async def population(store: AuditStore) -> list[RequestContext]:
     """120 varied synthetic requests, written."""
-    reqs = [synthetic_request(i) for i in range(120)]
-    for req in reqs:
-        store.record(req)
-    await store.flush()
-    return reqs
+    return await recorded(store, 120)
 
 
 async def walk(api: TestClient, params: Mapping[str, str], limit: int) -> list[dict]:

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from proxy.audit import AuditStore
 from proxy.context import RequestContext
 from proxy.http import HttpConfig, Metrics, build_app
-from tests.unit.test_audit_store import synthetic_request
+from tests.unit.test_audit_store import recorded, synthetic_request
 from tests.unit.test_http_api import serve, store
 
 __all__ = ["store"]  # the fixture
@@ -29,11 +29,7 @@ async def pages(store: AuditStore) -> AsyncIterator[TestClient]:
 
 @pytest.fixture
 async def population(store: AuditStore) -> list[RequestContext]:
-    reqs = [synthetic_request(i) for i in range(45)]
-    for req in reqs:
-        store.record(req)
-    await store.flush()
-    return reqs
+    return await recorded(store, 45)
 
 
 async def html(http: TestClient, path: str, status: int = 200, **params: str) -> str:
