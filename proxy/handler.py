@@ -1,12 +1,10 @@
 """Runs one request through the pipeline and turns the result into a reply.
 
-Contract: :meth:`RequestHandler.respond` never raises (except the cancellation of a
-request abandoned at shutdown, which is recorded first). It passes the reply bytes to
-``send`` (nothing for "send nothing": unreadable input, overload), sets
-``req.outcome``, ``req.rcode`` and ``req.detail``, and *then* hands the finished
-request to every observer (request log, audit store, metrics) exactly once — the
-reply does not wait for them. :meth:`RequestHandler.handle` is the same returning the
-reply, observers done before it returns.
+Contract: :meth:`RequestHandler.handle` never raises (except the cancellation of a
+request abandoned at shutdown, which is recorded first). It returns the reply bytes,
+or None for "send nothing" (unreadable input, overload); it sets ``req.outcome``,
+``req.rcode`` and ``req.detail`` and hands the finished request to every observer
+(request log, audit store, metrics) exactly once.
 """
 
 from __future__ import annotations
@@ -32,23 +30,8 @@ class RequestHandler:
         self.pipeline = pipeline
         self.observers = list(observers)
 
-    async def respond(self, req: RequestContext, send: Callable[[bytes], None]) -> None:
-        """Process ``req``, send its reply, then notify the observers (module docstring)."""
-        reply = await self._process(req)
-        try:
-            if reply is not None:
-                send(reply)
-        finally:
-            self.finish(req)
-
     async def handle(self, req: RequestContext) -> bytes | None:
-        """Process ``req`` and notify the observers; return the reply (module docstring)."""
-        reply = await self._process(req)
-        self.finish(req)
-        return reply
-
-    async def _process(self, req: RequestContext) -> bytes | None:
-        """The pipeline and the reply; observers are the caller's (except on abandon)."""
+        """Process ``req``; see the module docstring."""
         tsig_error = 0
         try:
             answer = await self.pipeline(req)
@@ -73,6 +56,7 @@ class RequestHandler:
             except Exception as exc:
                 log.exception("cannot build the reply to %s", req.client_text)
                 req.notes.append(f"reply not sent: {exc!r}")
+        self.finish(req)
         return reply
 
     def drop(self, req: RequestContext, detail: str) -> None:

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import struct
 import time
-from collections.abc import Callable
 
 from proxy.config import ListenConfig
 from proxy.context import RequestContext
@@ -46,15 +45,11 @@ class _UdpListener(asyncio.DatagramProtocol):
 
     async def _serve(self, req: RequestContext) -> None:
         try:
-            await self.server.handler.respond(req, self._send_to(req.client))
+            reply = await self.server.handler.handle(req)
+            if reply is not None and self.transport is not None:
+                self.transport.sendto(reply, req.client)
         finally:
             self.server.release()
-
-    def _send_to(self, client: tuple[str, int]) -> Callable[[bytes], None]:
-        def send(reply: bytes) -> None:
-            if self.transport is not None:
-                self.transport.sendto(reply, client)
-        return send
 
 
 class Server:
@@ -147,12 +142,10 @@ class Server:
             writer.close()
 
     async def _serve_tcp(self, req: RequestContext, writer: asyncio.StreamWriter) -> None:
-        def send(reply: bytes) -> None:
-            if not writer.is_closing():
-                writer.write(struct.pack("!H", len(reply)) + reply)
-
         try:
-            await self.handler.respond(req, send)
+            reply = await self.handler.handle(req)
+            if reply is not None and not writer.is_closing():
+                writer.write(struct.pack("!H", len(reply)) + reply)
         finally:
             self.release()
 
