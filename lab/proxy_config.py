@@ -65,12 +65,14 @@ LAB_POLICY = """
 [policy.default]
 reverse_ranges = ["10.0.1.0/24"]
 """
-# For tools that send unconditional updates (nsupdate scripts, the benchmark):
-# ownership is not checked, the rest of the policy is.
+# For tools that send unconditional updates (nsupdate scripts, the benchmark, streams
+# of updates as fast as the proxy answers): ownership and the rate limit are not
+# checked, the rest of the policy is.
 LAB_POLICY_NO_OWNERSHIP = """
 [policy.default]
 reverse_ranges = ["10.0.1.0/24"]
 ownership = "off"
+rate = 0.0
 """
 HTTP_PORT = 8053
 HTTP_TOKEN = _secret("http-token").rstrip("=").replace("+", "-").replace("/", "_")
