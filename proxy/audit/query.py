@@ -7,6 +7,7 @@ a :class:`Dialect` turns them into its own placeholder style and types.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,11 @@ from proxy.audit.records import COLUMNS
 
 TABLE = "audit_log"
 SELECT_COLUMNS = ", ".join(("id", *COLUMNS))
+#: The largest row id either database holds (SQLite INTEGER, PostgreSQL BIGINT): a
+#: larger number in a query is an error of the caller, not of the database driver.
+MAX_ID = 2**63 - 1
+#: What :meth:`Cursor.encode` writes: a float's ``repr`` (finite), ``_``, an id.
+_CURSOR = re.compile(r"(-?[0-9]+(?:\.[0-9]+)?(?:e[+-][0-9]+)?)_([0-9]{1,19})")
 
 
 @dataclass(frozen=True)
@@ -64,9 +70,13 @@ class Cursor:
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
-        """Inverse of :meth:`encode`; ValueError when ``text`` is not a cursor."""
-        time_text, _, id_text = text.partition("_")
-        return cls(float(time_text), int(id_text))
+        """Inverse of :meth:`encode`; ValueError when ``text`` is not exactly what
+        :meth:`encode` writes (no underscores in numbers, no NaN or infinity, the id at
+        most :data:`MAX_ID`)."""
+        match = _CURSOR.fullmatch(text)
+        if match is None or int(match[2]) > MAX_ID or not math.isfinite(float(match[1])):
+            raise ValueError(f"not a cursor: {text!r}")
+        return cls(float(match[1]), int(match[2]))
 
 
 @dataclass(frozen=True, slots=True)

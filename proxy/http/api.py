@@ -22,7 +22,14 @@ from aiohttp import web
 
 from proxy.audit import AuditDatabase
 from proxy.audit.records import ENTRY_FIELDS
-from proxy.http.params import MAX_LIMIT, BadQuery, parse_cursors, parse_filter, parse_int
+from proxy.http.params import (
+    MAX_LIMIT,
+    BadQuery,
+    entry_id,
+    parse_cursors,
+    parse_filter,
+    parse_int,
+)
 
 DEFAULT_LIMIT = 100
 CSV_CHUNK = 1000
@@ -73,7 +80,7 @@ class AuditApi:
         """Register the routes on ``app``."""
         app.router.add_get("/api/v1/audit", bad_request(self.list))
         app.router.add_get("/api/v1/audit.csv", bad_request(self.csv))
-        app.router.add_get(r"/api/v1/audit/{id:\d+}", self.get)
+        app.router.add_get(r"/api/v1/audit/{id:[0-9]+}", self.get)
 
     async def list(self, request: web.Request) -> web.Response:
         """Entries, newest first (or after ``after_id``, oldest first)."""
@@ -95,7 +102,8 @@ class AuditApi:
 
     async def get(self, request: web.Request) -> web.Response:
         """One entry by id."""
-        entry = await self.db.get(int(request.match_info["id"]))
+        entry_no = entry_id(request.match_info["id"])
+        entry = await self.db.get(entry_no) if entry_no is not None else None
         if entry is None:
             return web.json_response({"error": "no audit entry with this id"}, status=404)
         return web.json_response(entry)

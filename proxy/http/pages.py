@@ -18,7 +18,14 @@ from proxy.audit import AuditDatabase
 from proxy.http import assets, templates
 from proxy.http.auth import USER
 from proxy.http.config import HttpConfig
-from proxy.http.params import BadQuery, filter_params, parse_cursors, parse_filter, parse_int
+from proxy.http.params import (
+    BadQuery,
+    entry_id,
+    filter_params,
+    parse_cursors,
+    parse_filter,
+    parse_int,
+)
 
 LIVE_BATCH = 200
 LIVE_KEEP = 500
@@ -40,7 +47,7 @@ class AuditPages:
         """Register the routes on ``app``."""
         app.router.add_get("/", self.index)
         app.router.add_get("/audit", self.list)
-        app.router.add_get(r"/audit/{id:\d+}", self.detail)
+        app.router.add_get(r"/audit/{id:[0-9]+}", self.detail)
         app.router.add_get("/live", self.live)
         app.router.add_get("/audit/live/rows", self.live_rows)
         app.router.add_get("/static/audit.css", self.static(assets.CSS, "text/css"))
@@ -84,13 +91,13 @@ class AuditPages:
 
     async def detail(self, request: web.Request) -> web.Response:
         """One entry."""
-        entry_id = int(request.match_info["id"])
-        entry = await self.db.get(entry_id)
+        number = entry_id(request.match_info["id"])
+        entry = await self.db.get(number) if number is not None else None
         if entry is None:
-            body = templates.error(f"There is no audit entry {entry_id} (it may have been "
-                                   "removed by retention).")
+            body = templates.error(f"There is no audit entry {request.match_info['id']} (it "
+                                   "may have been removed by retention).")
             return self._page(request, "Not found", body, status=404)
-        return self._page(request, f"Audit entry {entry_id}", templates.detail(entry))
+        return self._page(request, f"Audit entry {number}", templates.detail(entry))
 
     async def live(self, request: web.Request) -> web.Response:
         """The newest entries, then whatever arrives (see ``/static/live.js``)."""

@@ -6,6 +6,8 @@ Every problem becomes :class:`BadQuery` with one sentence naming the parameter.
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -13,12 +15,16 @@ from urllib.parse import urlencode
 
 from multidict import MultiMapping
 
-from proxy.audit.query import AuditFilter, Cursor
+from proxy.audit.query import MAX_ID, AuditFilter, Cursor
 from proxy.outcome import Outcome
 
 FILTER_KEYS = ("since", "until", "client", "identity", "name", "zone", "outcome")
 EVENTS = tuple(o.event for o in Outcome)
 MAX_LIMIT = 1000
+#: Numbers as people write them: ASCII digits, no underscores, exponents, NaN or infinity
+#: (which ``int()`` and ``float()`` would all accept).
+_WHOLE = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 
 class BadQuery(ValueError):
@@ -26,11 +32,12 @@ class BadQuery(ValueError):
 
 
 def parse_time(key: str, text: str) -> float:
-    """Epoch seconds, or ISO 8601 (``2024-05-01T10:00``, ``...Z``); no zone means UTC."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
+    """Epoch seconds (``1714557600``, ``1714557600.5``), or ISO 8601 (``2024-05-01T10:00``,
+    ``...Z``); no zone means UTC."""
+    if _DECIMAL.fullmatch(text):
+        seconds = float(text)
+        if math.isfinite(seconds):
+            return seconds
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -66,19 +73,31 @@ def parse_filter(query: MultiMapping[str]) -> AuditFilter:
 
 
 def parse_int(query: Mapping[str, str], key: str, default: int | None, low: int,
-              high: int | None = None) -> int | None:
-    """Integer parameter ``key`` within ``[low, high]``, or ``default`` when absent."""
+              high: int = MAX_ID) -> int | None:
+    """Integer parameter ``key`` within ``[low, high]`` (``high`` at most what the
+    database holds), or ``default`` when absent."""
     text = query.get(key, "").strip()
     if not text:
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadQuery(f"{key}: {text!r} is not a whole number") from None
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise BadQuery(f"{key}: must be {bound}, not {value}")
+    if not _WHOLE.fullmatch(text):
+        raise BadQuery(f"{key}: {text!r} is not a whole number")
+    value = _small_int(text)
+    if value is None or not low <= value <= high:
+        raise BadQuery(f"{key}: must be between {low} and {high}, not {text}")
     return value
+
+
+def entry_id(text: str) -> int | None:
+    """The audit entry id in a URL path (ASCII digits), or None when no entry can have
+    it (beyond :data:`MAX_ID`)."""
+    value = _small_int(text) if text.isascii() and text.isdigit() else None
+    return value if value is not None and value <= MAX_ID else None
+
+
+def _small_int(text: str) -> int | None:
+    """``int(text)`` for a whole number of up to 40 characters, else None (``int()``
+    refuses more than 4300 digits; nothing here needs more than 19)."""
+    return int(text) if len(text) <= 40 else None
 
 
 def parse_cursors(query: Mapping[str, str]) -> tuple[Cursor | None, Cursor | None]:

@@ -20,8 +20,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from proxy.audit import AuditConfig
+from proxy.audit import AuditConfig, AuditStore
 from tests.unit import test_audit_store as suite
+from tests.unit.test_http_api import BAD_NUMBERS, MAX_ID, bad_number_answers
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PORT = 5432  # only names the socket file: no TCP listener
@@ -127,3 +128,10 @@ async def test_two_proxies_share_one_log(audit_config: AuditConfig) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_http_answers_400_or_404_to_numbers_beyond_bigint(store: AuditStore) -> None:
+    """The API and pages on PostgreSQL: ids and cursors beyond BIGINT are refused, not 500."""
+    await suite.recorded(store, 3)
+    assert await bad_number_answers(store.db) == [
+        *BAD_NUMBERS, (f"/api/v1/audit?after_id={MAX_ID}", 200), (f"/api/v1/audit/{MAX_ID}", 404)]

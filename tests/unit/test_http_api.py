@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from proxy.audit import AuditConfig, AuditStore, start_audit
+from proxy.audit import AuditConfig, AuditDatabase, AuditStore, start_audit
 from proxy.config import ForwardConfig, SenderConfig, TsigKeyConfig
 from proxy.context import RequestContext
 from proxy.handler import RequestHandler
@@ -297,6 +297,52 @@ async def test_bad_parameters_get_400_with_one_sentence(
         response = await api.get(path, params=params)
         assert response.status == 400
         assert message in (await response.json())["error"]
+
+
+#: The largest id the audit table can hold (SQLite INTEGER, PostgreSQL BIGINT).
+MAX_ID = 2**63 - 1
+#: Numbers the databases cannot hold, and numbers Python reads but a strict parser does
+#: not (underscores, NaN, infinity, exponents): (path, expected status). The first
+#: ones answered 500 (the database driver's overflow), the others were read loosely.
+BAD_NUMBERS = [
+    (f"/api/v1/audit?after_id={MAX_ID + 1}", 400),
+    (f"/api/v1/audit/{MAX_ID + 1}", 404),
+    (f"/api/v1/audit?before=1.0_{'9' * 30}", 400),
+    (f"/api/v1/audit?after=1.0_{MAX_ID + 1}", 400),
+    (f"/api/v1/audit.csv?limit={MAX_ID + 1}", 400),
+    ("/audit/" + "9" * 40, 404),
+    ("/api/v1/audit/" + "9" * 5000, 404),  # int() refuses over 4300 digits
+    ("/audit/live/rows?after_id=" + "9" * 5000, 400),
+    (f"/audit?before=1.0_{'9' * 30}", 400),
+    (f"/audit/live/rows?after_id={MAX_ID + 1}", 400),
+    ("/api/v1/audit?before=nan_1", 400),
+    ("/api/v1/audit?before=1e999_1", 400),
+    ("/api/v1/audit?before=1.0_1_0", 400),
+    ("/api/v1/audit?since=nan", 400),
+    ("/api/v1/audit?until=1_000", 400),
+    ("/api/v1/audit?limit=1_0", 400),
+    ("/api/v1/audit?after_id=%D9%A1", 400),  # ARABIC-INDIC DIGIT ONE
+]
+
+
+async def bad_number_answers(db: AuditDatabase) -> list[tuple[str, int]]:
+    """(path, status) of each :data:`BAD_NUMBERS` request to the app on ``db``, and of
+    the largest valid ids (which must work)."""
+    app = build_app(HttpConfig(anonymous=True), db, Metrics(), lambda: (True, {}))
+    answers = []
+    async with serve(app) as client:
+        for path in [p for p, _ in BAD_NUMBERS] + [f"/api/v1/audit?after_id={MAX_ID}",
+                                                    f"/api/v1/audit/{MAX_ID}"]:
+            async with client.get(path) as response:
+                answers.append((path, response.status))
+    return answers
+
+
+async def test_numbers_beyond_the_database_or_loosely_written_are_400_or_404(
+    store: AuditStore, population: list[RequestContext]
+) -> None:
+    assert await bad_number_answers(store.db) == [
+        *BAD_NUMBERS, (f"/api/v1/audit?after_id={MAX_ID}", 200), (f"/api/v1/audit/{MAX_ID}", 404)]
 
 
 async def test_unknown_entry_is_404(api: TestClient) -> None:
