@@ -3,7 +3,7 @@
 dnsupdate-lab up DIR [--memberof overlay|dynlist] [--no-proxy-config]
 dnsupdate-lab up --flavour samba DIR [--template TDIR] [--samba-model single|prefork]
 dnsupdate-lab status DIR
-dnsupdate-lab exec DIR -- CMD [ARG...]     (exit status = CMD's)
+dnsupdate-lab exec DIR -- CMD [ARG...]     (in the current directory; exit status = CMD's)
 dnsupdate-lab shell DIR
 dnsupdate-lab restart-named DIR [--hard]
 dnsupdate-lab restart-samba DIR
@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
         ("shell", "interactive shell inside the lab"),
     ):
         sub.add_parser(name, help=text).add_argument("dir")
-    ex = sub.add_parser("exec", help="run a command inside the lab with the lab env")
+    ex = sub.add_parser("exec", help="run a command inside the lab with the lab env, "
+                        "in the current directory")
     ex.add_argument("dir")
     ex.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     rn = sub.add_parser("restart-named", help="stop named (SIGTERM, or SIGKILL) and start it")
@@ -86,8 +87,9 @@ def _restart(lab: NamespaceLab, args: argparse.Namespace) -> int:
 
 
 def _exec(lab: NamespaceLab, cmd: Sequence[str]) -> int:
-    """Replace this process by ``nsenter ... CMD`` (exit status and signals pass through)."""
-    argv = [*nsenter_argv(lab.holder_pid), *cmd]
+    """Replace this process by ``nsenter ... CMD`` in the caller's working directory
+    (exit status and signals pass through)."""
+    argv = [*nsenter_argv(lab.holder_pid, wd=os.getcwd()), *cmd]
     sys.stdout.flush()
     os.execvpe(argv[0], argv, lab.env())
     return 127  # not reached

@@ -102,9 +102,12 @@ def _read_pid(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def nsenter_argv(ns_pid: int) -> list[str]:
-    """Prefix that runs a command in the holder's network and mount namespaces."""
-    return ["nsenter", "-t", str(ns_pid), "-n", "-m", "--"]
+def nsenter_argv(ns_pid: int, wd: str | None = None) -> list[str]:
+    """Prefix that runs a command in the holder's network and mount namespaces, in the
+    directory ``wd`` (default ``/``: entering a mount namespace leaves the old one's
+    working directory). The lab's mount namespace is a copy of the host's with only
+    files under /etc replaced, so a host directory is the same directory inside."""
+    return ["nsenter", "-t", str(ns_pid), "-n", "-m", *([f"--wd={wd}"] if wd else []), "--"]
 
 
 def run_in(

@@ -209,8 +209,28 @@ def _recorded_pids(lab_dir: Path) -> dict[str, int]:
     return pids
 
 
-def _cli_run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*_cli(), *args], capture_output=True, text=True, timeout=timeout)
+def _cli_run(*args: str, timeout: float = 30,
+             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*_cli(), *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_exec_keeps_the_callers_working_directory(lab: LabInfo, tmp_path: Path) -> None:
+    """README: ``dnsupdate-lab exec DIR -- .venv/bin/dnsupdate-proxy ...`` from the
+    repository (a path relative to the caller's directory, which exec keeps)."""
+    proxy = os.path.relpath(Path(sys.executable).parent / "dnsupdate-proxy", ROOT)
+    assert not os.path.isabs(proxy)
+    check = _cli_run("exec", str(lab.dir), "--", proxy, "check-config",
+                     str(lab.dir / "proxy.toml"), cwd=ROOT)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.strip() == f"{lab.dir / 'proxy.toml'}: OK"
+    assert _cli_run("exec", str(lab.dir), "--", "pwd", cwd=tmp_path).stdout == f"{tmp_path}\n"
+    shell = subprocess.run([*_cli(), "shell", str(lab.dir)], input="pwd\n", cwd=tmp_path,
+                           capture_output=True, text=True, timeout=30)
+    assert f"{tmp_path}\n" in shell.stdout
 
 
 def test_cli_up_exec_restart_down_leaves_nothing(tmp_path: Path, lab_support: None) -> None:
