@@ -39,6 +39,7 @@ from proxy.http.app import start_http
 from proxy.http.metrics import Metrics
 from proxy.ownership import open_store
 from proxy.pipeline import Pipeline, build_pipeline
+from proxy.replay import ReplayMemory
 from proxy.requestlog import log_request
 from proxy.schema import ConfigError
 from proxy.server import Server
@@ -47,6 +48,7 @@ from proxy.stages.authorize import build_authorize_stage
 from proxy.stages.forward import ForwardStage, Upstream
 from proxy.stages.groups import GroupsStage, build_groups_stage
 from proxy.stages.parse import ParseStage
+from proxy.stages.replay import ReplayStage
 from proxy.stages.serialize import SerializeStage
 from proxy.upstream import UpstreamTransport
 
@@ -65,6 +67,8 @@ class ProxyApp:
         self.credentials = self._credentials(config.kerberos)
         self._upstreams: dict[UpstreamKey, Upstream] = {}
         self.serialize = SerializeStage()  # kept across reloads: in-flight state
+        self.replay_memory = ReplayMemory(config.listen.tsig_window,
+                                          config.listen.tsig_replay_memory)  # kept too
         self.ownership = open_store(config.ownership_db)  # DHCID kept for upstreams without
         self.groups = self._groups(config)
         self.pipeline = self._build(config)
@@ -91,9 +95,13 @@ class ProxyApp:
     def _build(self, config: Config) -> Pipeline:
         upstreams = [self._upstream(u) for u in config.upstreams]
         keys = config.tsig_keys
+        self.replay_memory.window = config.listen.tsig_window
+        self.replay_memory.max_entries = config.listen.tsig_replay_memory
         return build_pipeline({
-            "parse": ParseStage((k.to_key() for k in keys), config.zones),
+            "parse": ParseStage((k.to_key() for k in keys), config.zones,
+                                config.listen.tsig_window),
             "authenticate": AuthenticateStage(keys, config.senders),
+            "replay": ReplayStage(self.replay_memory, self.serialize),
             "groups": self.groups,
             "authorize": build_authorize_stage(config.policy, config.zones),
             "serialize": self.serialize,

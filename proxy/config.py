@@ -67,6 +67,16 @@ class ListenConfig:
     tcp_max_connections: int = setting(256, doc="Open TCP connections at most.")
     tcp_idle_timeout: float = setting(10.0, doc="Seconds before an idle TCP connection is closed.")
     drain_timeout: float = setting(5.0, doc="Seconds SIGTERM waits for in-flight requests.")
+    tsig_window: float = setting(
+        300.0, doc="Seconds a signed request's time may differ from the proxy's clock, "
+        "whatever fudge the sender writes (outside: BADTIME). Accepted signed requests are "
+        "remembered this long, so a replayed copy is refused."
+    )
+    tsig_replay_memory: int = setting(
+        262144, doc="Signed requests remembered at most for replay detection (~150 bytes "
+        "each). When full, the window shrinks: requests signed before the oldest one "
+        "remembered are refused."
+    )
 
     def check(self, path: str) -> list[str]:
         problems = [f"{path}.addresses: {a!r} is not an IP address"
@@ -75,7 +85,10 @@ class ListenConfig:
             problems.append(f"{path}.addresses: at least one address is needed")
         if not 0 < self.port < 65536:
             problems.append(f"{path}.port: {self.port} is not a port number (1-65535)")
-        for key in ("max_in_flight", "tcp_max_connections"):
+        if not 1.0 <= self.tsig_window <= 3600.0:
+            problems.append(f"{path}.tsig_window: {self.tsig_window} is not between 1 and "
+                            "3600 seconds")
+        for key in ("max_in_flight", "tcp_max_connections", "tsig_replay_memory"):
             if getattr(self, key) < 1:
                 problems.append(f"{path}.{key}: must be at least 1")
         return problems

@@ -28,6 +28,8 @@ class Outcome(enum.Enum):
     DENIED_NOT_MEMBER = ("denied-not-member", dns.rcode.REFUSED)
     DENIED_POLICY = ("denied-policy", dns.rcode.REFUSED)
     DIRECTORY_UNAVAILABLE = ("directory-unavailable", dns.rcode.REFUSED)
+    RETRANSMIT_ANSWERED = ("retransmit-answered", None)  # the original's answer, not re-sent
+    REPLAY_REFUSED = ("replay-refused", dns.rcode.REFUSED)  # a signed request seen before
     DROPPED = ("dropped", None)  # no reply at all: unreadable header, overload, draining
     ABANDONED = ("abandoned", None)  # cut off at shutdown; it may have been applied
     INTERNAL_ERROR = ("internal-error", dns.rcode.SERVFAIL)

@@ -66,9 +66,9 @@ class Pipeline:
 def build_pipeline(stages: dict[str, Stage | None]) -> Pipeline:
     """The request path. ``stages`` maps each slot to its implementation (None = off).
 
-    Order: parse → authenticate → groups → authorize → serialize → forward.
+    Order: parse → authenticate → replay → groups → authorize → serialize → forward.
     """
-    order = ("parse", "authenticate", "groups", "authorize", "serialize", "forward")
+    order = ("parse", "authenticate", "replay", "groups", "authorize", "serialize", "forward")
     unknown = set(stages) - set(order)
     if unknown:
         raise ValueError(f"unknown pipeline slots: {sorted(unknown)}")

@@ -4,7 +4,8 @@ Contract: same ID, opcode and zone section as the request, QR set, the rcode.
 A request signed with a known inbound key gets a reply signed with that key (request
 MAC included, RFC 8945). TSIG errors follow RFC 8945 §5.3: BADKEY and BADSIG go
 back unsigned (NOTAUTH + a TSIG RR carrying the error and an empty MAC); BADTIME is
-signed and carries the proxy's time in "other data". Never sets TC.
+signed and carries the proxy's time in "other data". Never sets TC. A sender that
+proved no key never gets a reply larger than its request.
 """
 
 from __future__ import annotations
@@ -21,7 +22,18 @@ from proxy.update import read_name, read_update
 
 
 def build_reply(req: RequestContext, rcode: int, tsig_error: int = 0) -> bytes:
-    """The reply bytes for ``req`` (which the pipeline has finished with)."""
+    """The reply bytes for ``req`` (which the pipeline has finished with).
+
+    A sender that did not prove a key (unsigned, or BADKEY/BADSIG) never gets more bytes
+    back than it sent (no amplification, whatever its names point at): a reply that
+    would be larger becomes a header-only one with the same rcode."""
+    reply = _reply(req, rcode, tsig_error)
+    if len(reply) > len(req.wire) and (req.client_key is None or tsig_error in _UNPROVEN):
+        return wire.minimal_reply(req.wire, rcode)
+    return reply
+
+
+def _reply(req: RequestContext, rcode: int, tsig_error: int) -> bytes:
     if tsig_error:
         return _tsig_error_reply(req, tsig_error)
     if req.update is None:
@@ -31,6 +43,9 @@ def build_reply(req: RequestContext, rcode: int, tsig_error: int = 0) -> bytes:
         reply, _ = wire.append_tsig(reply, req.client_key, now=int(time.time()),
                                     request_mac=req.request_mac)
     return reply
+
+
+_UNPROVEN = frozenset({dns.rcode.BADKEY, dns.rcode.BADSIG})
 
 
 def _tsig_error_reply(req: RequestContext, error: int) -> bytes:

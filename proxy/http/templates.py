@@ -9,9 +9,9 @@ from typing import Any
 from proxy.http.params import EVENTS, link
 
 OK = {"forwarded-ok"}
-WARN = {"upstream-rejected"}
+WARN = {"upstream-rejected", "retransmit-answered"}
 DENIED = {"denied-policy", "denied-not-member", "unknown-sender", "auth-failed", "upstream-refused",
-          "query-refused", "zone-not-served", "directory-unavailable"}
+          "query-refused", "zone-not-served", "directory-unavailable", "replay-refused"}
 
 
 def e(value: Any) -> str:

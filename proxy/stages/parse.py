@@ -6,7 +6,8 @@ Input: ``req.wire``. Output: ``req.update`` (a :class:`~proxy.update.ParsedUpdat
 (the inbound HMAC key, verified) and ``req.request_mac``.
 Rejects: unreadable header or a response → dropped; QUERY → REFUSED (no
 reflection); other opcodes → NOTIMP; unknown key → NOTAUTH/BADKEY, bad MAC →
-NOTAUTH/BADSIG, clock skew → NOTAUTH/BADTIME; malformed (see
+NOTAUTH/BADSIG, clock skew beyond the sender's fudge or ``tsig_window`` (whichever is
+smaller) → NOTAUTH/BADTIME (checked after the MAC, so only a key holder gets one); malformed (see
 :func:`~proxy.update.read_update`, e.g. a zone section that is not exactly one SOA)
 → FORMERR; zone not served → NOTAUTH.
 """
@@ -43,8 +44,10 @@ class ParseStage:
 
     name = "parse"
 
-    def __init__(self, keys: Iterable[dns.tsig.Key], zones: Iterable[str]) -> None:
+    def __init__(self, keys: Iterable[dns.tsig.Key], zones: Iterable[str],
+                 tsig_window: float = 300.0) -> None:
         self.keyring = {k.name: k for k in keys}
+        self.tsig_window = tsig_window
         names = (dns.name.from_text(z) for z in zones)
         self.zones: dict[Labels, dns.name.Name] = {labels_of(n): n for n in names}
 
@@ -92,9 +95,12 @@ class ParseStage:
             raise Reject(Outcome.AUTH_FAILED, f"unknown TSIG key {req.tsig_key_name}",
                          tsig_error=dns.rcode.BADKEY)
         req.request_mac = rdata.mac
+        now = int(time.time())
         try:
-            dns.tsig.validate(req.wire, req.client_key, keyname, rdata, int(time.time()), b"",
-                              start)
+            # dnspython checks the MAC first, then the time against the sender's fudge
+            dns.tsig.validate(req.wire, req.client_key, keyname, rdata, now, b"", start)
+            if abs(rdata.time_signed - now) > self.tsig_window:  # whatever fudge it wrote
+                raise dns.tsig.BadTime
         except dns.exception.DNSException as exc:
             for kind, text, error in _TSIG_FAILURES:
                 if isinstance(exc, kind):

@@ -1,16 +1,21 @@
 """Stage ``serialize``: one update in flight per name; retransmits answered once.
 
-Input: ``req.update`` and ``req.body``. A retransmit is the same client sending the
-same update content (ID and TSIG ignored: Kea retries with a new ID, dhcpd resends
-byte-identical packets). While the original is in flight, a retransmit waits for
-its answer; for ``window`` seconds after it completed, a retransmit gets the same
-answer again (so an applied add is not re-applied into YXDOMAIN). A later,
-different update of the same name by the same client ends that memory, so
-add → delete → add is applied three times. Memory: an answer is forgotten once its
-window has passed (so it holds about rate * window answers, at most
-``max_remembered``). Updates touching the same (zone, name)
-run one after another. Output: the answer of the request it joined or of the rest of
-the pipeline. Rejects: as the joined request did.
+Input: ``req.update`` and ``req.body``. A retransmit is the same client (source
+address) sending the same update content (ID and TSIG ignored: Kea retries with a new
+ID, dhcpd resends byte-identical packets). While the original is in flight, a
+retransmit waits for its answer; for ``window`` seconds after it completed, a
+retransmit gets the same answer again (so an applied add is not re-applied into
+YXDOMAIN). Either way the retransmit ends with outcome ``retransmit-answered``, the
+original's rcode, and a detail naming the original (client, message ID, time, outcome).
+
+The memory of an answer is true only while nobody else changed the name: the moment
+any update of one of its names — from any client — is about to be forwarded, the
+memory of every earlier update of that name ends (a retransmit after that is forwarded
+and gets the upstream's current answer). Memory: an answer is forgotten once its window
+has passed (so it holds about rate * window answers, at most ``max_remembered``).
+Updates touching the same (zone, name) run one after another. Output: the answer of
+the request it joined or of the rest of the pipeline. Rejects: as the joined request
+did, with outcome ``retransmit-answered``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple
 
 from proxy.context import RequestContext
 from proxy.outcome import Outcome, Reject
@@ -28,15 +35,33 @@ from proxy.update import Labels
 # outcomes worth remembering: the upstream decided; other failures may heal on retry
 _REMEMBERED = {Outcome.FORWARDED_OK, Outcome.UPSTREAM_REJECTED, Outcome.UPSTREAM_REFUSED}
 
-Key = tuple[str, bytes]
-NameKey = tuple[str, Labels]  # (client address, owner name)
+Key = tuple[str, bytes]  # (client address, the update without ID and TSIG)
+
+
+class Original(NamedTuple):
+    """What a retransmit's audit row says of the request it was answered from."""
+
+    client: tuple[str, int]
+    message_id: int | None
+    received_at: float
+    upstream: str | None
+
+    @classmethod
+    def of(cls, req: RequestContext) -> Original:
+        return cls(req.client, req.request_id, req.received_at, req.upstream)
+
+    def __str__(self) -> str:
+        at = datetime.fromtimestamp(self.received_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+        return (f"{self.client[0]}#{self.client[1]} message ID {self.message_id} at "
+                f"{at[:-3]}Z via {self.upstream or 'no upstream'}")
 
 
 @dataclass(slots=True)
 class _Done:
     answer: Answer
     expires: float
-    names: tuple[NameKey, ...]
+    names: tuple[Labels, ...]
+    original: Original
 
 
 class SerializeStage:
@@ -47,31 +72,24 @@ class SerializeStage:
     def __init__(self, window: float = 15.0, max_remembered: int = 65536) -> None:
         self.window = window
         self.max_remembered = max_remembered
-        self._in_flight: dict[Key, asyncio.Future[Answer]] = {}
+        self._in_flight: dict[Key, tuple[asyncio.Future[Answer], RequestContext]] = {}
         self._done: OrderedDict[Key, _Done] = OrderedDict()  # in expiry order
-        self._by_name: dict[NameKey, set[Key]] = {}
+        self._by_name: dict[Labels, set[Key]] = {}
         self._locks: dict[tuple[Labels, Labels], tuple[asyncio.Lock, int]] = {}
         self.joined = 0
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
-        key = (req.client[0], req.body[2:])
-        pending = self._in_flight.get(key)
-        if pending is not None:
-            self.joined += 1
-            req.notes.append("retransmit: joined the request in flight")
-            return await asyncio.shield(pending)
-        done = self._done.get(key)
-        if done is not None and done.expires > time.monotonic():
-            self.joined += 1
-            req.notes.append("retransmit: answered with the result of the original")
-            return done.answer
+        answer = await self.recall(req)
+        if answer is not None:
+            return answer
+        key = _key(req)
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
+        self._in_flight[key] = (future, req)
         assert req.update is not None
         names = self._names(req)
         try:
             answer = await self._serialized(req, [(req.update.zone, n) for n in names],
-                                            call_next)
+                                            names, call_next)
         except BaseException as exc:
             if isinstance(exc, Reject):
                 future.set_exception(exc)
@@ -81,10 +99,39 @@ class SerializeStage:
             raise
         else:
             future.set_result(answer)
-            self._remember(key, req.client[0], names, answer)
+            self._remember(key, names, answer, Original.of(req))
             return answer
         finally:
             del self._in_flight[key]
+
+    async def recall(self, req: RequestContext) -> Answer | None:
+        """The answer for ``req`` if it retransmits an update in flight or answered within
+        the window (outcome ``retransmit-answered``), else None. Raises
+        :class:`Reject` when the joined original was rejected."""
+        key = _key(req)
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            future, original = pending
+            self.joined += 1
+            req.notes.append("retransmit: joined the request in flight")
+            try:
+                answer = await asyncio.shield(future)
+            except Reject as exc:
+                raise Reject(Outcome.RETRANSMIT_ANSWERED,
+                             f"joined {Original.of(original)}, which ended "
+                             f"{exc.outcome.event}: {exc.detail}", rcode=exc.rcode) from None
+            return self._answered(req, answer, Original.of(original))
+        done = self._done.get(key)
+        if done is not None and done.expires > time.monotonic():
+            self.joined += 1
+            req.notes.append("retransmit: answered with the result of the original")
+            return self._answered(req, done.answer, done.original)
+        return None
+
+    @staticmethod
+    def _answered(req: RequestContext, answer: Answer, original: Original) -> Answer:
+        req.detail = f"same update as {original}, which ended {answer.outcome.event}"
+        return Answer(Outcome.RETRANSMIT_ANSWERED, answer.rcode)
 
     @staticmethod
     def _names(req: RequestContext) -> tuple[Labels, ...]:
@@ -94,23 +141,24 @@ class SerializeStage:
                  or {rr.name for rr in update.prerequisites})
         return tuple(sorted(names))
 
-    def _remember(self, key: Key, client: str, names: tuple[Labels, ...],
-                  answer: Answer) -> None:
+    def _remember(self, key: Key, names: tuple[Labels, ...], answer: Answer,
+                  original: Original) -> None:
         now = time.monotonic()
         self._expire(now)
-        name_keys = tuple((client, n) for n in names)
-        # a new update of these names ends the memory of earlier ones
-        for name_key in name_keys:
-            for old in tuple(self._by_name.get(name_key, ())):
-                self._forget(old)
         self._forget(key)
         if answer.outcome not in _REMEMBERED:
             return
         while len(self._done) >= self.max_remembered:
             self._forget(next(iter(self._done)))
-        self._done[key] = _Done(answer, now + self.window, name_keys)  # newest last
-        for name_key in name_keys:
-            self._by_name.setdefault(name_key, set()).add(key)
+        self._done[key] = _Done(answer, now + self.window, names, original)  # newest last
+        for name in names:
+            self._by_name.setdefault(name, set()).add(key)
+
+    def _forget_names(self, names: tuple[Labels, ...]) -> None:
+        """End the memory of every earlier update of ``names`` (from any client)."""
+        for name in names:
+            for old in tuple(self._by_name.get(name, ())):
+                self._forget(old)
 
     def _expire(self, now: float) -> None:
         """Forget answers older than the window (the oldest come first)."""
@@ -124,17 +172,18 @@ class SerializeStage:
         entry = self._done.pop(key, None)
         if entry is None:
             return
-        for name_key in entry.names:
-            keys = self._by_name.get(name_key)
+        for name in entry.names:
+            keys = self._by_name.get(name)
             if keys is not None:
                 keys.discard(key)
                 if not keys:
-                    del self._by_name[name_key]
+                    del self._by_name[name]
 
     async def _serialized(self, req: RequestContext, keys: list[tuple[Labels, Labels]],
-                          call_next: Next) -> Answer:
+                          names: tuple[Labels, ...], call_next: Next) -> Answer:
         """``call_next(req)`` holding the lock of every (zone, name) in ``keys`` (sorted:
-        a fixed lock order, no deadlock)."""
+        a fixed lock order, no deadlock). Once they are all held, no other update of
+        these names is in flight: the memory of earlier ones ends here."""
         held: list[tuple[Labels, Labels]] = []
         try:
             for k in keys:
@@ -146,6 +195,7 @@ class SerializeStage:
                     self._release(k, held=False)
                     raise
                 held.append(k)
+            self._forget_names(names)
             return await call_next(req)
         finally:
             for k in reversed(held):
@@ -159,3 +209,7 @@ class SerializeStage:
             del self._locks[k]
         else:
             self._locks[k] = (lock, users - 1)
+
+
+def _key(req: RequestContext) -> Key:
+    return (req.client[0], req.body[2:])

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import dns.rcode
 import dns.update
 
 from proxy.context import RequestContext
-from proxy.outcome import Outcome
+from proxy.outcome import Outcome, Reject
 from proxy.pipeline import Answer
 from proxy.stages.serialize import SerializeStage
 from proxy.update import read_update
@@ -45,3 +47,47 @@ async def test_the_size_cap_still_holds_within_the_window() -> None:
     for n in range(200):
         await stage(request(n), forwarded)
     assert len(stage._done) == 50 and len(stage._by_name) == 50
+
+
+def from_client(n: int, client: str) -> RequestContext:
+    req = request(n)
+    req.client = (client, 4000)
+    return req
+
+
+async def test_any_clients_update_of_a_name_ends_its_memory() -> None:
+    """Issue 16 item 1: once another client's update of the name is forwarded, a
+    retransmit of the first client's update is forwarded again, not answered from
+    memory (the zone may no longer be what that answer said)."""
+    stage = SerializeStage(window=60.0)
+    forwarded_calls: list[str] = []
+
+    async def upstream(req: RequestContext) -> Answer:
+        forwarded_calls.append(req.client[0])
+        return Answer(Outcome.FORWARDED_OK, dns.rcode.NOERROR)
+
+    first = await stage(from_client(7, "10.0.0.5"), upstream)
+    assert first.outcome is Outcome.FORWARDED_OK
+    again = from_client(7, "10.0.0.5")
+    answer = await stage(again, upstream)
+    assert answer == Answer(Outcome.RETRANSMIT_ANSWERED, dns.rcode.NOERROR)
+    assert "same update as 10.0.0.5#4000" in again.detail and "forwarded-ok" in again.detail
+    await stage(from_client(7, "10.0.0.6"), upstream)  # another client, same name
+    late = await stage(from_client(7, "10.0.0.5"), upstream)
+    assert late.outcome is Outcome.FORWARDED_OK
+    assert forwarded_calls == ["10.0.0.5", "10.0.0.6", "10.0.0.5"]
+
+
+async def test_a_joined_retransmit_of_a_rejected_original_says_so() -> None:
+    stage = SerializeStage()
+
+    async def unreachable(req: RequestContext) -> Answer:
+        await asyncio.sleep(0.01)
+        raise Reject(Outcome.UPSTREAM_UNREACHABLE, "no upstream answered")
+
+    results = await asyncio.gather(stage(request(1), unreachable),
+                                   stage(request(1), unreachable), return_exceptions=True)
+    original, joined = results
+    assert isinstance(original, Reject) and original.outcome is Outcome.UPSTREAM_UNREACHABLE
+    assert isinstance(joined, Reject) and joined.outcome is Outcome.RETRANSMIT_ANSWERED
+    assert joined.rcode == dns.rcode.SERVFAIL and "upstream-unreachable" in joined.detail
