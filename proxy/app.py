@@ -49,6 +49,7 @@ from proxy.stages.forward import ForwardStage, Upstream
 from proxy.stages.groups import GroupsStage, build_groups_stage
 from proxy.stages.parse import ParseStage
 from proxy.stages.replay import ReplayStage
+from proxy.stages.screen import ScreenStage
 from proxy.stages.serialize import SerializeStage
 from proxy.upstream import UpstreamTransport
 
@@ -95,12 +96,14 @@ class ProxyApp:
     def _build(self, config: Config) -> Pipeline:
         upstreams = [self._upstream(u) for u in config.upstreams]
         keys = config.tsig_keys
+        authenticate = AuthenticateStage(keys, config.senders)
         self.replay_memory.window = config.listen.tsig_window
         self.replay_memory.max_entries = config.listen.tsig_replay_memory
         return build_pipeline({
+            "screen": ScreenStage(authenticate.senders),
             "parse": ParseStage((k.to_key() for k in keys), config.zones,
                                 config.listen.tsig_window),
-            "authenticate": AuthenticateStage(keys, config.senders),
+            "authenticate": authenticate,
             "replay": ReplayStage(self.replay_memory, self.serialize),
             "groups": self.groups,
             "authorize": build_authorize_stage(config.policy, config.zones),

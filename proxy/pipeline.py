@@ -66,9 +66,10 @@ class Pipeline:
 def build_pipeline(stages: dict[str, Stage | None]) -> Pipeline:
     """The request path. ``stages`` maps each slot to its implementation (None = off).
 
-    Order: parse → authenticate → replay → groups → authorize → serialize → forward.
+    Order: screen → parse → authenticate → replay → groups → authorize → serialize → forward.
     """
-    order = ("parse", "authenticate", "replay", "groups", "authorize", "serialize", "forward")
+    order = ("screen", "parse", "authenticate", "replay", "groups", "authorize", "serialize",
+             "forward")
     unknown = set(stages) - set(order)
     if unknown:
         raise ValueError(f"unknown pipeline slots: {sorted(unknown)}")

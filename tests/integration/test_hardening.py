@@ -134,14 +134,18 @@ def test_connection_limit_and_idle_timeout_keep_proxy_responsive(
             c.close()
 
 
-def test_oversized_tcp_message_is_formerr(proxy: ProxyProcess) -> None:
+@pytest.mark.parametrize(("source", "rcode"), [("127.0.0.1", dns.rcode.FORMERR),
+                                               (STRANGER, dns.rcode.REFUSED)])
+def test_oversized_tcp_message_is_formerr(proxy: ProxyProcess, source: str, rcode: int) -> None:
+    """From a configured sender: FORMERR; from an unknown one it is refused from its
+    header (the sender is decided before the message is read)."""
     data = packet("kea-add-forward.bin") + b"\x00" * (65535 - 114)
     with socket.create_connection((proxy.address, proxy.port), timeout=3,
-                                  source_address=(STRANGER, 0)) as s:
+                                  source_address=(source, 0)) as s:
         s.sendall(struct.pack("!H", len(data)) + data)
         size = struct.unpack("!H", s.recv(2, socket.MSG_WAITALL))[0]
         reply = s.recv(size, socket.MSG_WAITALL)
-    assert reply[3] & 0xF == dns.rcode.FORMERR
+    assert reply[3] & 0xF == rcode
 
 
 def test_byte_identical_retransmits_are_applied_once(lab: LabInfo, proxy: ProxyProcess) -> None:
