@@ -6,7 +6,8 @@ Kea (kea-dhcp4 + kea-dhcp-ddns, computer account DHCP1$, a member of DnsUpdatePr
 serving a few dhclients in their own namespaces. Their names are shown with queries
 straight to BIND, with the proxy's log lines, and in the audit page: the proxy's HTTP
 interface (inside the lab, 127.0.1.10:8053) is forwarded to the host's 127.0.0.1 by
-socat, and its URL and access token are printed. Then the demo waits for Ctrl-C
+socat, and its URL is printed with where to find the lab's access token (random for
+each lab; the demo never prints it). Then the demo waits for Ctrl-C
 (``--once``: exits), releases the leases (Kea removes the names through the proxy) and
 tears everything down.
 """
@@ -27,7 +28,7 @@ from lab.dhcp import run_kea_clients
 from lab.info import LabInfo
 from lab.mit import MitLab
 from lab.namespace import nsenter_argv
-from lab.proxy_config import HTTP_PORT, HTTP_TOKEN
+from lab.proxy_config import HTTP_PORT
 
 
 def start_proxy(lab: MitLab, info: LabInfo) -> subprocess.Popen[bytes]:
@@ -76,10 +77,10 @@ def forward_http(info: LabInfo, host_port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def show_audit(url: str, timeout: float = 10.0) -> None:
+def show_audit(url: str, token: str, timeout: float = 10.0) -> None:
     """Read the newest audit entries through the forwarded HTTP API, as a script would."""
     request = urllib.request.Request(f"{url}/api/v1/audit?limit=20",
-                                     headers={"Authorization": f"Bearer {HTTP_TOKEN}"})
+                                     headers={"Authorization": f"Bearer {token}"})
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -126,10 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             show(lab, info, [r.fqdn for r in kea.registrations])
             forwarder = forward_http(info, args.http_port)
             url = f"http://127.0.0.1:{args.http_port}"
+            config = info.dir / "proxy.toml"
+            read_token = f"""sed -n 's/^token = "\\(.*\\)"$/\\1/p' {config}"""
             print(f"\naudit page: {url}/audit  (log in with any user name and the access "
-                  f"token as password)\naccess token: {HTTP_TOKEN}\n"
-                  f"API: curl -H 'Authorization: Bearer {HTTP_TOKEN}' {url}/api/v1/audit")
-            show_audit(url)
+                  f"token as password)\naccess token: the token of [[http.tokens]] in {config}"
+                  f"\nAPI: TOKEN=$({read_token})\n"
+                  f'     curl -H "Authorization: Bearer $TOKEN" {url}/api/v1/audit')
+            show_audit(url, info.secrets.http_token)
             if not args.once:
                 print("\nCtrl-C releases the leases and tears everything down.")
                 while proxy.poll() is None:

@@ -10,15 +10,14 @@ of a config file.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
 import ipaddress
 from dataclasses import dataclass
 
 from lab.dhcp_net import BRIDGE, GATEWAY, SUBNET
 from lab.info import LabInfo
-from lab.proxy_config import SENDERS, LabKey, key
+from lab.lab_secrets import LabKey, random_secret
+from lab.proxy_config import SENDERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +63,13 @@ class DdnsTarget:
               *, wrong_secret: bool = False) -> DdnsTarget:
         """The lab proxy, sending as ``account`` (its address in the proxy config).
 
-        ``key_name``: sign with that lab key (``dhcp1-key``...); ``wrong_secret``: with
-        the right name and algorithm but a secret the proxy does not know.
+        ``key_name``: sign with that key of the lab (``dhcp1-key``...); ``wrong_secret``:
+        with the right name and algorithm but a new random secret the proxy does not know.
         """
         if wrong_secret and not key_name:
             raise ValueError("wrong_secret needs a key_name")
         source = next(s.address for s in SENDERS if s.account == account)
-        signing = key(key_name) if key_name else None
+        signing = info.secrets.key(key_name) if key_name else None
         if signing is not None and wrong_secret:
-            signing = dataclasses.replace(signing, secret=_other_secret(signing))
+            signing = dataclasses.replace(signing, secret=random_secret(signing.algorithm))
         return cls(info.proxy_ip, source, signing)
-
-
-def _other_secret(lab_key: LabKey) -> str:
-    """A secret of the same length as ``lab_key``'s, but a different one."""
-    size = len(base64.b64decode(lab_key.secret))
-    digest = hashlib.sha512(f"not {lab_key.name}".encode()).digest()
-    return base64.b64encode(digest[:size]).decode()

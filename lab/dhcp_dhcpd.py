@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lab.dhcp_config import DdnsTarget, DhcpScope
 from lab.dhcp_server import Daemon, DhcpServer
+from lab.lab_secrets import write_private
 
 
 def dhcpd_conf(scope: DhcpScope, target: DdnsTarget) -> str:
@@ -61,8 +62,7 @@ class DhcpdServer(DhcpServer):
         """Write dhcpd.conf and an empty lease file."""
         conf = self.dir / "dhcpd.conf"
         leases = self.dir / "dhcpd.leases"
-        conf.write_text(dhcpd_conf(self.scope, self.target))
-        conf.chmod(0o600)
+        write_private(conf, dhcpd_conf(self.scope, self.target))
         leases.touch()
         argv = ["dhcpd", "-4", "-f", "-d", "-cf", str(conf), "-lf", str(leases),
                 "-pf", str(self.dir / "dhcpd.pid"), self.scope.interface]

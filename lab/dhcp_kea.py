@@ -20,6 +20,7 @@ from typing import Any, Self
 from lab.dhcp_config import DdnsTarget, DhcpScope
 from lab.dhcp_net import SourceRoute
 from lab.dhcp_server import Daemon, DhcpServer
+from lab.lab_secrets import write_private
 from lab.mit import MitLab
 
 NCR_ADDRESS = "127.0.0.1"
@@ -115,7 +116,7 @@ class KeaServer(DhcpServer):
         """Write both configs; D2 starts first so no name change request is lost."""
         d2 = self.dir / "kea-dhcp-ddns.conf"
         d4 = self.dir / "kea-dhcp4.conf"
-        d2.write_text(json.dumps(d2_config(self.scope, self.target, self.dir), indent=2))
+        write_private(d2, json.dumps(d2_config(self.scope, self.target, self.dir), indent=2))
         d4.write_text(json.dumps(dhcp4_config(self.scope, self.dir), indent=2))
         env = {"KEA_PIDFILE_DIR": str(self.dir), "KEA_LOCKFILE_DIR": str(self.dir)}
         return [

@@ -1,4 +1,8 @@
-"""``DIR/lab.json``: everything a client of a running lab needs to know about it."""
+"""``DIR/lab.json``: everything a client of a running lab needs to know about it.
+
+It holds the lab's random secrets (:mod:`lab.lab_secrets`), so it is written readable by
+its owner only.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 
 from lab import topology
 from lab.configs import env_vars
+from lab.lab_secrets import LabSecrets, generate, write_private
 from lab.namespace import nsenter_argv
 
 LAB_JSON = "lab.json"
@@ -29,7 +34,8 @@ class LabInfo:
     """Description of one lab directory (written by ``up``, read by clients and tests).
 
     ``principals`` keys: ``dns``, ``ldap``, ``svc`` (the proxy's service account),
-    ``dhcp1`` .. ``dhcp3`` and ``http`` (``HTTP/proxy.example.test``).
+    ``dhcp1`` .. ``dhcp3`` and ``http`` (``HTTP/proxy.example.test``). ``secrets``: the
+    inbound HMAC keys and the HTTP token of this lab (random, see :mod:`lab.lab_secrets`).
     """
 
     dir: Path
@@ -55,6 +61,7 @@ class LabInfo:
     pid_files: dict[str, str] = field(default_factory=dict)
     flavour: str = "mit"  # "mit" (lab.mit) or "samba" (lab.samba)
     tls_ca: str | None = None  # CA of the directory's TLS certificate (Samba: LDAPS/StartTLS)
+    secrets: LabSecrets = field(default_factory=generate)  # inbound keys, HTTP token
 
     # ----- convenience -----
     @property
@@ -89,6 +96,7 @@ class LabInfo:
         data["zones"] = list(self.zones)
         data["nsenter"] = list(self.nsenter)
         data["nsenter_command"] = " ".join(self.nsenter)
+        data["secrets"] = self.secrets.to_json()
         data["principals"] = {
             k: {"principal": p.principal, "keytab": p.keytab, "aliases": list(p.aliases)}
             for k, p in self.principals.items()
@@ -126,13 +134,12 @@ class LabInfo:
             pid_files=dict(data.get("pid_files", {})),
             flavour=data.get("flavour", "mit"),
             tls_ca=data.get("tls_ca"),
+            secrets=LabSecrets.from_json(data["secrets"]),
         )
 
     def save(self) -> Path:
-        """Write ``DIR/lab.json`` and return its path."""
-        path = self.dir / LAB_JSON
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        return path
+        """Write ``DIR/lab.json`` (mode 0600: it holds secrets) and return its path."""
+        return write_private(self.dir / LAB_JSON, json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def load(cls, lab_dir: Path | str) -> LabInfo:
@@ -141,7 +148,8 @@ class LabInfo:
 
     @classmethod
     def build(cls, lab_dir: Path, holder_pid: int, memberof: str = "overlay") -> LabInfo:
-        """Describe the lab in ``lab_dir`` (absolute), namespace holder ``holder_pid``."""
+        """Describe the lab in ``lab_dir`` (absolute), namespace holder ``holder_pid``,
+        with new random secrets."""
         realm = topology.REALM
         principals = {
             spec.key: Principal(

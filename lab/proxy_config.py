@@ -2,35 +2,25 @@
 
 The proxy listens on proxy.example.test (127.0.1.10) port 53 and forwards to the
 lab's BIND as ``svc-dnsproxy``. DHCP servers of the lab are known by address and by
-inbound HMAC key:
+inbound HMAC key (the lab's random secrets, ``info.secrets``):
 
-- DHCP1$: from 127.0.3.1 and 127.0.0.1 (tools run inside the lab); keys dhcp1-key
-  (hmac-sha256) and lab-key.example.test (hmac-sha256, the captured fixtures' key)
+- DHCP1$: from 127.0.3.1 and 127.0.0.1 (tools run inside the lab); key dhcp1-key
+  (hmac-sha256)
 - DHCP2$: from 127.0.3.2; key dhcp2-key (hmac-sha512)
 - DHCP3$: from 127.0.3.3; key dhcp3-key (hmac-md5)
+
+The senders are known by address without ``require_tsig`` (the lab tests unsigned
+updates too), which ``dnsupdate-proxy check-config`` warns about.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lab.info import LabInfo
-
-FIXTURE_KEY_SECRET = "ZGhjcC1sYWItdHNpZy1rZXktaG1hYy1zaGEyNTYhISE="
-
-
-@dataclass(frozen=True, slots=True)
-class LabKey:
-    """An inbound HMAC key of the lab."""
-
-    name: str
-    algorithm: str
-    secret: str
-    account: str
+from lab.lab_secrets import write_private
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +32,6 @@ class LabSender:
     networks: tuple[str, ...]
 
 
-def _secret(label: str) -> str:
-    return base64.b64encode(hashlib.sha256(f"dnsupdate-lab {label}".encode()).digest()).decode()
-
-
-KEYS = (
-    LabKey("dhcp1-key", "hmac-sha256", _secret("dhcp1"), "DHCP1$"),
-    LabKey("lab-key.example.test", "hmac-sha256", FIXTURE_KEY_SECRET, "DHCP1$"),
-    LabKey("dhcp2-key", "hmac-sha512", _secret("dhcp2"), "DHCP2$"),
-    LabKey("dhcp3-key", "hmac-md5", _secret("dhcp3"), "DHCP3$"),
-)
 SENDERS = (
     LabSender("DHCP1$", "127.0.3.1", ("127.0.3.1", "127.0.0.1")),
     LabSender("DHCP2$", "127.0.3.2", ("127.0.3.2",)),
@@ -75,12 +55,6 @@ ownership = "off"
 rate = 0.0
 """
 HTTP_PORT = 8053
-HTTP_TOKEN = _secret("http-token").rstrip("=").replace("+", "-").replace("/", "_")
-
-
-def key(name: str) -> LabKey:
-    """The lab key called ``name``."""
-    return next(k for k in KEYS if k.name == name)
 
 
 def render_proxy_config(
@@ -102,7 +76,7 @@ def render_proxy_config(
     of DnsUpdateProxy in the lab's LDAP; ``extra``: appended TOML; ``upstream_kind``:
     the upstreams' ``kind``, default ``samba`` for a Samba lab, else ``bind``;
     ``http_port``: serve the HTTP interface there (SPNEGO for EXAMPLE.TEST principals and
-    the bearer token :data:`HTTP_TOKEN`; ``http_anonymous`` opens it to everyone);
+    the bearer token ``info.secrets.http_token``; ``http_anonymous`` opens it to everyone);
     ``policy``: the ``[policy]`` TOML (default :data:`LAB_POLICY`). The audit log goes to
     ``audit-<port>.sqlite3`` next to the config file."""
     ups = upstreams or [(info.dns_server_ip, info.dns_server)]
@@ -135,7 +109,7 @@ def render_proxy_config(
                   f'service_principal = "{info.http.principal}"',
                   f'allowed_principals = ["@{info.realm}"]',
                   f"anonymous = {'true' if http_anonymous else 'false'}",
-                  "", "[[http.tokens]]", 'name = "lab"', f'token = "{HTTP_TOKEN}"']
+                  "", "[[http.tokens]]", 'name = "lab"', f'token = "{info.secrets.http_token}"']
     for address, hostname in ups:
         parts += ["", "[[upstreams]]", f'address = "{address}"', f'hostname = "{hostname}"',
                   f'kind = "{kind}"', f"pool_size = {pool_size}"]
@@ -144,7 +118,7 @@ def render_proxy_config(
                   f'sasl_host = "{info.ldap_host}"', 'groups = ["DnsUpdateProxy"]']
         if info.tls_ca:  # Samba refuses binds without TLS
             parts += ["start_tls = true", f'ca_file = "{info.tls_ca}"']
-    for k in KEYS:
+    for k in info.secrets.keys:
         parts += ["", "[[tsig_keys]]", f'name = "{k.name}"', f'algorithm = "{k.algorithm}"',
                   f'secret = "{k.secret}"', f'account = "{k.account}"']
     for s in SENDERS:
@@ -163,6 +137,4 @@ def write_proxy_config(info: LabInfo, path: Path, **kwargs: object) -> Path:
     ``http_port`` says otherwise."""
     if "http" in info.principals:  # the Samba lab has no HTTP/ service key
         kwargs.setdefault("http_port", HTTP_PORT)
-    path.write_text(render_proxy_config(info, **kwargs))  # type: ignore[arg-type]
-    path.chmod(0o600)
-    return path
+    return write_private(path, render_proxy_config(info, **kwargs))  # type: ignore[arg-type]

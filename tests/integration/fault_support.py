@@ -46,7 +46,7 @@ import dns.update
 from polling import poll
 
 from lab import LabInfo, MitLab
-from lab.proxy_config import key as lab_key
+from lab.lab_secrets import LabSecrets
 
 ZONE = "example.test."
 DHCP1 = "127.0.3.1"  # DHCP1$, a direct member of DnsUpdateProxy
@@ -122,14 +122,15 @@ class Update:
 
 
 class KeaLikeClient:
-    """Sends :class:`Update` s to the proxy at ``target`` with Kea D2's retry behaviour."""
+    """Sends :class:`Update` s to the proxy at ``target`` with Kea D2's retry behaviour
+    (signed ones with the lab's dhcp1-key, from ``secrets``)."""
 
-    def __init__(self, target: tuple[str, int], tries: int = KEA_TRIES,
+    def __init__(self, target: tuple[str, int], secrets: LabSecrets, tries: int = KEA_TRIES,
                  timeout: float = KEA_TIMEOUT) -> None:
         self.target = target
         self.tries = tries
         self.timeout = timeout
-        k = lab_key("dhcp1-key")
+        k = secrets.key("dhcp1-key")
         self.key = dns.tsig.Key(k.name, k.secret, k.algorithm)
 
     def message(self, update: Update) -> dns.update.UpdateMessage:
@@ -188,13 +189,13 @@ class UpdateStream:
     Names are ``<prefix>-<n>.example.test.``, every one new; every ``refused_every``-th
     update is followed by one from DHCP3$ and one from an unknown address
     (``<prefix>-evil3-<n>``, ``<prefix>-evil9-<n>``) that must be refused. Every second
-    authorized update is signed with dhcp1-key. ``pause`` keeps the rate well below the
-    policy's per-sender limit (100/s).
+    authorized update is signed with dhcp1-key (from ``secrets``). ``pause`` keeps the
+    rate well below the policy's per-sender limit (100/s).
     """
 
-    def __init__(self, target: tuple[str, int], prefix: str, *, refused_every: int = 8,
-                 pause: float = 0.01) -> None:
-        self.client = KeaLikeClient(target)
+    def __init__(self, target: tuple[str, int], secrets: LabSecrets, prefix: str, *,
+                 refused_every: int = 8, pause: float = 0.01) -> None:
+        self.client = KeaLikeClient(target, secrets)
         self.prefix = prefix
         self.refused_every = refused_every
         self.pause = pause

@@ -54,7 +54,7 @@ from fault_support import (
 from proxy_process import ProxyProcess, free_port
 
 from lab import LabInfo, MitLab
-from lab.proxy_config import HTTP_TOKEN, render_proxy_config
+from lab.proxy_config import render_proxy_config
 
 FLAKY = "127.0.1.55"  # the controllable upstream (FlakyUpstream; test_windows has .54)
 
@@ -128,7 +128,7 @@ def test_bind_restart_hard_and_clean(mit_lab: MitLab, lab: LabInfo,
 
     (Hard after clean is :func:`test_crash_after_clean_restart_stale_contexts`.)"""
     bind_log = NamedLog(lab)
-    with daemons_restored(mit_lab), UpdateStream(target(proxy), "f1") as stream:
+    with daemons_restored(mit_lab), UpdateStream(target(proxy), lab.secrets, "f1") as stream:
         stream.wait_for(5)
         mark = len(proxy.log_text())
         crash_named(mit_lab)
@@ -148,7 +148,7 @@ def test_crash_after_clean_restart_stale_contexts(mit_lab: MitLab, lab: LabInfo,
     numbers the proxy has already seen. One SERVFAIL is acceptable (that reply cannot be
     verified); the context must then be renegotiated, not reused."""
     proxy = start_proxy(lab, tmp_path, pool_size=1)  # one context: deterministic
-    client = KeaLikeClient(target(proxy))
+    client = KeaLikeClient(target(proxy), lab.secrets)
     try:
         with daemons_restored(mit_lab):
             def run(n: int) -> Update:
@@ -173,7 +173,7 @@ def test_kdc_down_updates_continue_and_contexts_renegotiate(
     """The KDC stopped: updates continue on the existing contexts; even when BIND crashes
     meanwhile (contexts lost), they are renegotiated with the cached service ticket."""
     bind_log = NamedLog(lab)
-    with daemons_restored(mit_lab), UpdateStream(target(proxy), "f2") as stream:
+    with daemons_restored(mit_lab), UpdateStream(target(proxy), lab.secrets, "f2") as stream:
         stream.wait_for(3)
         mit_lab.stop_kdc()
         stream.wait_for(10)
@@ -197,8 +197,9 @@ def test_directory_down_cached_decisions_keep_working(mit_lab: MitLab, lab: LabI
     (fail closed); slapd back: fresh decisions again."""
     bind_log = NamedLog(lab)
     stale = 'dnsproxy_directory_cache_lookups_total{result="stale"}'
-    stale_before = metric(metrics_url(lab, http_port), HTTP_TOKEN, stale)
-    with daemons_restored(mit_lab), UpdateStream(target(proxy), "f3") as stream:
+    url, token = metrics_url(lab, http_port), lab.secrets.http_token
+    stale_before = metric(url, token, stale)
+    with daemons_restored(mit_lab), UpdateStream(target(proxy), lab.secrets, "f3") as stream:
         stream.wait_for(3)
         mit_lab.stop_slapd()
         outage = time.monotonic()
@@ -206,7 +207,7 @@ def test_directory_down_cached_decisions_keep_working(mit_lab: MitLab, lab: LabI
         poll(lambda: time.monotonic() - outage > 1.5 and stream.authorized_done(),
              "the cached decisions to expire")
         stream.wait_for(10)
-        served_stale = metric(metrics_url(lab, http_port), HTTP_TOKEN, stale) - stale_before
+        served_stale = metric(url, token, stale) - stale_before
         mit_lab.start_slapd()
         stream.wait_for(5)
     assert served_stale > 0, "the outage was not long enough to serve stale decisions"
@@ -226,7 +227,7 @@ def test_silent_slow_and_frozen_upstreams(mit_lab: MitLab, lab: LabInfo,
         proxy = start_proxy(lab, tmp_path, upstreams=[(FLAKY, lab.dns_server),
                                                       (lab.dns_server_ip, lab.dns_server)])
         try:
-            with UpdateStream(target(proxy), "f4") as stream:
+            with UpdateStream(target(proxy), lab.secrets, "f4") as stream:
                 stream.wait_for(3)
                 flaky.mode = "silent"
                 stream.wait_for(4)
@@ -264,7 +265,7 @@ def test_sigterm_mid_stream_drains_then_exits(lab: LabInfo, tmp_path: Path) -> N
     bind_log = NamedLog(lab)
     proxy = start_proxy(lab, tmp_path)
     try:
-        with UpdateStream(target(proxy), "f5") as stream:
+        with UpdateStream(target(proxy), lab.secrets, "f5") as stream:
             stream.wait_for(10)
             assert proxy.proc is not None
             signalled = time.monotonic()
@@ -298,7 +299,7 @@ def test_sigterm_abandoned_request_is_audited(mit_lab: MitLab, lab: LabInfo,
     # a long forward deadline: the update must still be waiting when SIGTERM arrives
     proxy = start_proxy(lab, tmp_path, listen_options={"drain_timeout": 0.1},
                         http_port=http_port, deadline=10.0)
-    client = KeaLikeClient(target(proxy), tries=1, timeout=1.5)
+    client = KeaLikeClient(target(proxy), lab.secrets, tries=1, timeout=1.5)
     update = Update(f"f5x-0.{ZONE}", "10.0.8.50", DHCP1)
     sender = threading.Thread(target=client.run, args=(update,))
     try:
@@ -308,7 +309,7 @@ def test_sigterm_abandoned_request_is_audited(mit_lab: MitLab, lab: LabInfo,
             os.kill(pid, signal.SIGSTOP)
             try:
                 sender.start()
-                poll(lambda: metric(metrics_url(lab, http_port), HTTP_TOKEN,
+                poll(lambda: metric(metrics_url(lab, http_port), lab.secrets.http_token,
                                     "dnsproxy_in_flight") == 1, "the update to be in flight")
                 assert proxy.proc is not None
                 proxy.proc.send_signal(signal.SIGTERM)
@@ -341,15 +342,15 @@ def test_audit_queue_exhaustion_is_counted(lab: LabInfo, tmp_path: Path) -> None
     url = metrics_url(lab, http_port)
     dropped_sample = 'dnsproxy_audit_dropped_rows_total{reason="queue-full"}'
     try:
-        poll(lambda: metric(url, HTTP_TOKEN, "dnsproxy_audit_queue_rows") == 0,
+        poll(lambda: metric(url, lab.secrets.http_token, "dnsproxy_audit_queue_rows") == 0,
              "the start-up probe's audit row to be written")
-        stream = UpdateStream(target(proxy), "f6")
+        stream = UpdateStream(target(proxy), lab.secrets, "f6")
         burst = stream.burst(64)
         # a try the client gave up on may still be in the proxy: wait until it is done
-        poll(lambda: metric(url, HTTP_TOKEN, "dnsproxy_in_flight") == 0
-             and metric(url, HTTP_TOKEN, "dnsproxy_audit_queue_rows") == 0,
+        poll(lambda: metric(url, lab.secrets.http_token, "dnsproxy_in_flight") == 0
+             and metric(url, lab.secrets.http_token, "dnsproxy_audit_queue_rows") == 0,
              "the proxy to finish the burst")
-        dropped = int(metric(url, HTTP_TOKEN, dropped_sample))
+        dropped = int(metric(url, lab.secrets.http_token, dropped_sample))
         tries = sum(len(u.tries) for u in burst)
         rows = wait_for_audit(audit_db(proxy.config), "f6", tries - dropped)
     finally:

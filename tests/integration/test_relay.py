@@ -31,7 +31,7 @@ import pytest
 from proxy_process import ProxyProcess, free_port
 
 from lab import LabInfo, MitLab
-from lab.proxy_config import LAB_POLICY_NO_OWNERSHIP, key, render_proxy_config
+from lab.proxy_config import LAB_POLICY_NO_OWNERSHIP, render_proxy_config
 from lab.samba import SambaLab
 
 FWD = "example.test."
@@ -121,8 +121,8 @@ def nsupdate(proxy: ProxyProcess, script: str, *, tsig: str | None = None,
     return subprocess.run(argv, input=text, capture_output=True, text=True, timeout=20)
 
 
-def tsig_arg(name: str) -> str:
-    k = key(name)
+def tsig_arg(lab: LabInfo, name: str) -> str:
+    k = lab.secrets.key(name)
     return f"{k.algorithm}:{k.name}:{k.secret}"
 
 
@@ -136,7 +136,7 @@ def test_add_replace_delete_every_record_type(target: Target, tsig: str | None) 
     lab, proxy, fwd, rev = target.lab, target.proxy, target.fwd, target.rev
     host = f"rel-{tsig or 'plain'}.{fwd}"
     ptr = f"77.{rev}" if tsig else f"78.{rev}"
-    arg = tsig_arg(tsig) if tsig else None
+    arg = tsig_arg(lab, tsig) if tsig else None
     add = nsupdate(proxy, f"zone {fwd}\nupdate add {host} 300 A 10.0.1.77\n"
                           f"update add {host} 300 AAAA fd00::77\n"
                           f"update add {host} 300 TXT \"owner=test\"\n"
@@ -169,7 +169,7 @@ def test_add_replace_delete_every_record_type(target: Target, tsig: str | None) 
 def test_prerequisite_failures_reach_the_client(target: Target, tsig: str | None) -> None:
     lab, proxy, fwd = target.lab, target.proxy, target.fwd
     host = f"pre-{tsig or 'plain'}.{fwd}"
-    arg = tsig_arg(tsig) if tsig else None
+    arg = tsig_arg(lab, tsig) if tsig else None
     assert nsupdate(proxy, f"zone {fwd}\nprereq nxdomain {host}\n"
                            f"update add {host} 300 A 10.0.1.80\n", tsig=arg).returncode == 0
     before = serial(lab)
@@ -384,7 +384,7 @@ def test_directory_group_decides_who_may_update(target: Target, source: str, tsi
     host = f"member-{source.rsplit('.', 1)[1]}-{tsig or 'plain'}.{fwd}"
     before = serial(lab)
     result = nsupdate(proxy, f"zone {fwd}\nupdate add {host} 300 A 10.0.1.95\n",
-                      tsig=tsig_arg(tsig) if tsig else None, source=source)
+                      tsig=tsig_arg(lab, tsig) if tsig else None, source=source)
     if expected == "NOERROR":
         assert result.returncode == 0, result.stderr
         assert lookup(lab, host, "A") == ["10.0.1.95"]

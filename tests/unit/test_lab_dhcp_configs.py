@@ -11,7 +11,6 @@ from lab.dhcp_config import DdnsTarget, DhcpScope
 from lab.dhcp_dhcpd import dhcpd_conf
 from lab.dhcp_kea import d2_config, dhcp4_config
 from lab.info import LabInfo
-from lab.proxy_config import key
 
 INFO = LabInfo.build(Path("/tmp/lab-unit"), holder_pid=1)
 WORK = Path("/tmp/lab-unit/dhcp")
@@ -22,13 +21,13 @@ def test_target_takes_the_senders_address_and_key() -> None:
     member = DdnsTarget.proxy(INFO, "DHCP1$", "dhcp1-key")
     outsider = DdnsTarget.proxy(INFO, "DHCP3$")
     assert (member.server, member.source, member.key) == ("127.0.1.10", "127.0.3.1",
-                                                          key("dhcp1-key"))
+                                                          INFO.secrets.key("dhcp1-key"))
     assert (outsider.source, outsider.key) == ("127.0.3.3", None)
 
 
 def test_wrong_secret_differs_but_keeps_name_algorithm_and_length() -> None:
     wrong = DdnsTarget.proxy(INFO, "DHCP1$", "dhcp1-key", wrong_secret=True).key
-    right = key("dhcp1-key")
+    right = INFO.secrets.key("dhcp1-key")
     assert wrong is not None
     assert (wrong.name, wrong.algorithm) == (right.name, right.algorithm)
     assert wrong.secret != right.secret
@@ -64,7 +63,7 @@ def test_dhcpd_sends_from_the_source_address_and_signs_with_the_key() -> None:
     assert "zone example.test. { primary 127.0.1.10; }" in plain
     assert "range 10.0.1.120 10.0.1.129;" in plain
     assert "subnet 10.0.1.0 netmask 255.255.255.0" in plain
-    assert f'secret "{key("dhcp1-key").secret}"' in signed
+    assert f'secret "{INFO.secrets.key("dhcp1-key").secret}"' in signed
     assert 'zone 1.0.10.in-addr.arpa. { primary 127.0.1.10; key "dhcp1-key"; }' in signed
 
 
