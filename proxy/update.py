@@ -159,6 +159,35 @@ def read_update(wire: bytes) -> ParsedUpdate:
         raise MalformedUpdate("the message ends inside a record") from None
 
 
+def read_head(wire: bytes, limit: int) -> ParsedUpdate | None:
+    """The zone and the leading prerequisite and update records of ``wire``, which may be
+    only the first part of a message (what a bounded audit row keeps of a refused
+    request): at most ``limit`` records, up to the first one that is not whole or not
+    well formed. None when the header or a one-entry zone section cannot be read. Its
+    ``tsig`` is None whatever the message holds."""
+    try:
+        _, _, zocount, prcount, upcount, _ = _HEADER.unpack_from(wire)
+        zone, at = read_name(wire, 12)
+        zclass = _TYPE_CLASS.unpack_from(wire, at)[1]
+    except (MalformedUpdate, IndexError, struct.error):
+        return None
+    if zocount != 1:
+        return None
+    question_end = at = at + 4
+    sections: tuple[list[UpdateRR], list[UpdateRR]] = ([], [])
+    try:
+        for section, count, records in ((PREREQUISITE, prcount, sections[0]),
+                                         (UPDATE, upcount, sections[1])):
+            for _ in range(min(count, limit)):
+                rr, at = _read_rr(wire, at, section, zclass)
+                records.append(rr)
+                limit -= 1
+    except (MalformedUpdate, IndexError, struct.error):
+        pass
+    return ParsedUpdate(wire, zone, zclass, question_end, tuple(sections[0]),
+                        tuple(sections[1]), None, None)
+
+
 def _read(wire: bytes) -> ParsedUpdate:
     _, _, zocount, prcount, upcount, adcount = _HEADER.unpack_from(wire)
     if zocount != 1:

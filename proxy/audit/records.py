@@ -13,8 +13,9 @@ import base64
 import functools
 import json
 import socket
+import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,7 +25,8 @@ import dns.rdataclass
 import dns.rdatatype
 
 from proxy.context import RequestContext
-from proxy.update import Labels, ParsedUpdate, UpdateRR, read_name, text_of
+from proxy.outcome import Outcome
+from proxy.update import Labels, ParsedUpdate, UpdateRR, read_head, read_name, text_of
 
 #: Stored columns, in insert order (the table also has ``id``, assigned by the database).
 COLUMNS = (
@@ -37,6 +39,27 @@ COLUMNS = (
 JSON_COLUMNS = frozenset({"groups", "operations", "prerequisites", "stages", "notes"})
 #: Columns the API shows (``names`` is an internal search column).
 ENTRY_FIELDS = ("id", *(c for c in COLUMNS if c != "names"))
+
+#: Outcomes of requests that went (or may have gone) to an upstream: their rows hold the
+#: whole update. The rows of every other request (the proxy refused or dropped it) are
+#: bounded, so that a flood of large refused requests cannot fill the audit store.
+FORWARDED = frozenset({
+    Outcome.FORWARDED_OK, Outcome.UPSTREAM_REJECTED, Outcome.UPSTREAM_REFUSED,
+    Outcome.UPSTREAM_UNREACHABLE, Outcome.UPSTREAM_BAD_REPLY, Outcome.ABANDONED,
+    Outcome.INTERNAL_ERROR,
+})
+ROW_LIMIT = 4096  # bytes of a bounded row, at most
+HEAD_BYTES = 1024  # of a refused request's message, kept for its row
+HEAD_RECORDS = 16  # records read from them, at most
+OPERATIONS_BUDGET = 1024  # characters of JSON; the leading operations that fit
+PREREQUISITES_BUDGET = 512
+FIELD_LIMIT = 128  # key name, identity, reason, and an operation's name and data
+DETAIL_LIMIT = 384
+NOTE_LIMIT = 192
+NOTES_BUDGET = 384
+GROUPS_BUDGET = 256
+NAMES_LIMIT = 256
+_COUNTS = struct.Struct("!HH")  # PRCOUNT, UPCOUNT at offset 6 of the header
 
 Snapshot = tuple[Any, ...]
 
@@ -56,47 +79,125 @@ def _zone_text(zone: dns.name.Name) -> str:
 
 
 def snapshot(req: RequestContext) -> Snapshot:
-    """The request's audit data as a tuple of references (cheap: no copies, no formatting).
+    """The request's audit data as a tuple of references (cheap: no formatting).
 
-    ``req`` is finished: nothing changes it once it is recorded.
+    ``req`` is finished: nothing changes it once it is recorded. Of a request the proxy
+    refused or dropped (outcome not in :data:`FORWARDED`) only a copy of the first
+    :data:`HEAD_BYTES` of its message is kept, for a bounded row (see :func:`to_row`).
     """
+    outcome = req.outcome
+    whole = outcome is None or outcome in FORWARDED
     return (
         req.received_at, req.client, req.transport, req.request_id, len(req.wire),
-        req.tsig_key_name, req.identity, req.groups, req.zone, req.update,
-        req.outcome, req.reason, req.detail, req.upstream, req.upstream_rcode, req.rcode,
+        req.tsig_key_name, req.identity, req.groups, req.zone,
+        req.update if whole else req.wire[:HEAD_BYTES],
+        outcome, req.reason, req.detail, req.upstream, req.upstream_rcode, req.rcode,
         (time.perf_counter() - req.started) * 1000.0, req.stage_ms, req.notes,
     )
 
 
 def to_row(snap: Snapshot, instance: str) -> tuple[Any, ...]:
-    """Render a :func:`snapshot` as a row in :data:`COLUMNS` order."""
+    """Render a :func:`snapshot` as a row in :data:`COLUMNS` order.
+
+    A forwarded request's row holds its whole update. A refused request's row is
+    bounded (at most :data:`ROW_LIMIT` bytes with an instance name of up to 64): the
+    leading records of its message that fit (with a note "N of M updates shown" when
+    some do not), and its texts clipped."""
     (received_at, client, transport, message_id, size, key_name, identity, groups, zone,
      update, outcome, reason, detail, upstream, upstream_rcode, rcode, latency_ms, stages,
      notes) = snap
-    operations: list[dict[str, Any]] = []
-    prerequisites: list[dict[str, Any]] = []
-    if update is not None:
-        try:
-            owners = _Owners(update)
-            operations = [_operation(update, rr, owners.text(rr)) for rr in update.updates]
-            prerequisites = [_prerequisite(update, rr, owners.text(rr))
-                             for rr in update.prerequisites]
-        except Exception as exc:  # never lose the row for want of a rendering
-            operations, prerequisites = [], []
-            notes = [*notes, f"audit: update not rendered: {exc!r}"]
-    names = " ".join(dict.fromkeys(op["name"].lower() for op in operations))
+    if isinstance(update, bytes):
+        operations, prerequisites, shown, notes = _head(update, notes)
+        names = _clip(_names(shown), NAMES_LIMIT)
+        key_name, identity, reason = _clip(key_name), _clip(identity), _clip(reason)
+        detail = _clip(detail, DETAIL_LIMIT)
+        groups_json = _json_within(groups, GROUPS_BUDGET)[0]
+        notes_json = _json_within([_clip(n, NOTE_LIMIT) for n in notes], NOTES_BUDGET)[0]
+    else:
+        ops, prereqs, notes = _whole(update, notes)
+        names = _names(ops)
+        operations, prerequisites = _json(ops), _json(prereqs) if prereqs else "[]"
+        groups_json = _groups_json(tuple(groups))
+        notes_json = _json(list(notes)) if notes else "[]"
     return (
         received_at, instance, client[0], client[1], transport, message_id, size,
-        key_name, identity, _groups_json(tuple(groups)), _zone_text(zone) if zone else None,
-        names, _json(operations), _json(prerequisites) if prerequisites else "[]",
+        key_name, identity, groups_json, _zone_text(zone) if zone else None,
+        names, operations, prerequisites,
         outcome.event if outcome is not None else None, reason, detail or None, upstream,
         upstream_rcode, rcode, round(latency_ms, 3),
         # stage names are fixed identifiers and the times finite: no escaping needed
         "{" + ",".join([f'"{k}":{round(v, 3)!r}' for k, v in stages.items()]) + "}",
-        _json(list(notes)) if notes else "[]",
+        notes_json,
     )
 
 
+def _whole(update: ParsedUpdate | None, notes: Sequence[str]
+           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Sequence[str]]:
+    """(operations, prerequisites, notes) of a forwarded request's whole update."""
+    if update is None:
+        return [], [], notes
+    try:
+        owners = _Owners(update)
+        return ([_operation(update, rr, owners.text(rr)) for rr in update.updates],
+                [_prerequisite(update, rr, owners.text(rr)) for rr in update.prerequisites],
+                notes)
+    except Exception as exc:  # never lose the row for want of a rendering
+        return [], [], [*notes, f"audit: update not rendered: {exc!r}"]
+
+
+def _head(head: bytes, notes: Sequence[str]
+          ) -> tuple[str, str, list[dict[str, Any]], Sequence[str]]:
+    """(operations JSON, prerequisites JSON, the operations shown, notes) of the first
+    bytes of a refused request's message: the leading records that fit the budgets, texts
+    clipped; a note first when the message holds more."""
+    update = read_head(head, HEAD_RECORDS)
+    if update is None:
+        return "[]", "[]", [], notes
+    try:
+        owners = _Owners(update)
+        ops = [_clipped(_operation(update, rr, owners.text(rr))) for rr in update.updates]
+        pres = [_clipped(_prerequisite(update, rr, owners.text(rr)))
+                for rr in update.prerequisites]
+    except Exception as exc:  # never lose the row for want of a rendering
+        return "[]", "[]", [], [*notes, f"audit: update not rendered: {exc!r}"]
+    operations, shown_ops = _json_within(ops, OPERATIONS_BUDGET)
+    prerequisites, shown_pres = _json_within(pres, PREREQUISITES_BUDGET)
+    prcount, upcount = _COUNTS.unpack_from(head, 6)
+    if shown_ops < upcount or shown_pres < prcount:
+        notes = [f"audit: refused request shown in part: {shown_ops} of {upcount} updates, "
+                 f"{shown_pres} of {prcount} prerequisites", *notes]
+    return operations, prerequisites, ops[:shown_ops], notes
+
+
+def _names(operations: Sequence[dict[str, Any]]) -> str:
+    """The search column: each updated owner name once, lower-case."""
+    return " ".join(dict.fromkeys(op["name"].lower() for op in operations))
+
+
+def _clip(text: str | None, limit: int = FIELD_LIMIT) -> str | None:
+    """``text`` cut to ``limit`` characters (the last one an ellipsis) if longer."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit - 1] + "\u2026"
+
+
+def _clipped(item: dict[str, Any]) -> dict[str, Any]:
+    """An operation or prerequisite with its name and data clipped."""
+    return {k: _clip(v) if isinstance(v, str) else v for k, v in item.items()}
+
+
+def _json_within(items: Iterable[Any], budget: int) -> tuple[str, int]:
+    """JSON list of the leading ``items`` whose text fits in ``budget`` characters, and
+    how many those are."""
+    parts: list[str] = []
+    size = 2
+    for item in items:
+        text = _json(item)
+        size += len(text) + (1 if parts else 0)
+        if size > budget:
+            break
+        parts.append(text)
+    return "[" + ",".join(parts) + "]", len(parts)
 
 
 def _base64_text(data: bytes) -> str:

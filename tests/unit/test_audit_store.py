@@ -42,13 +42,13 @@ def synthetic_request(i: int, *, received_at: float | None = None) -> RequestCon
     update.absent(host)
     update.add(host, 600, "A" if i % 2 == 0 else "PTR",
                f"10.0.{i % 250}.1" if i % 2 == 0 else f"h{i}.example.test.")
-    req = RequestContext(b"\x00" * (40 + i % 5), (CLIENTS[i % 4], 10_000 + i),
-                         "udp" if i % 5 else "tcp")
-    req.received_at = BASE_TIME + (i // 2) if received_at is None else received_at
     outcome = OUTCOMES[i % len(OUTCOMES)]
+    wire = b"\x00" * (40 + i % 5) if outcome is Outcome.BAD_REQUEST else update.to_wire()
+    req = RequestContext(wire, (CLIENTS[i % 4], 10_000 + i), "udp" if i % 5 else "tcp")
+    req.received_at = BASE_TIME + (i // 2) if received_at is None else received_at
     req.outcome, req.rcode, req.detail = outcome, outcome.default_rcode, f"request {i}"
     if outcome is not Outcome.BAD_REQUEST:
-        req.update = read_update(update.to_wire())
+        req.update = read_update(wire)
         req.zone, req.request_id = dns.name.from_text(zone), i % 65536
         req.identity = IDENTITIES[i % 4]
         req.groups = ("DnsUpdateProxy",) if req.identity else ()
@@ -160,7 +160,7 @@ async def test_entry_fields(store: AuditStore) -> None:
     assert entry == {
         "id": entry["id"], "time": "2023-11-14T22:13:20.000000+00:00",
         "instance": store.instance, "client_address": "10.0.0.1", "client_port": 10000,
-        "transport": "tcp", "message_id": 0, "size": 40, "key_name": "dhcp1-key.",
+        "transport": "tcp", "message_id": 0, "size": len(req.wire), "key_name": "dhcp1-key.",
         "identity": "DHCP1$", "groups": ["DnsUpdateProxy"], "zone": "example.test.",
         "operations": [{"action": "add", "name": "Host0_0.example.test.", "type": "A",
                         "ttl": 600, "data": "10.0.0.1"}],
