@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import logging
 import sys
 from pathlib import Path
 
@@ -23,6 +23,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from proxy import eventloop
     from proxy.app import ProxyApp
     from proxy.logsetup import setup_logging
 
@@ -32,9 +33,15 @@ def _serve(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"{args.config}: {problem}", file=sys.stderr)
         return 1
-    setup_logging(config.log)
     try:
-        asyncio.run(ProxyApp(config, config_path=Path(args.config)).run())
+        loop = eventloop.resolve(config.event_loop)
+    except eventloop.EventLoopUnavailable as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return 1
+    setup_logging(config.log)
+    logging.getLogger("dnsupdate_proxy").info("event loop: %s", loop)
+    try:
+        eventloop.run(ProxyApp(config, config_path=Path(args.config)).run(), loop)
     except OSError as exc:
         print(f"dnsupdate-proxy: cannot listen: {exc}", file=sys.stderr)
         return 1

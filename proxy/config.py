@@ -271,6 +271,10 @@ class Config:
         doc="Record policy: what each DHCP server may change (docs/policy.md).",
     )
     log: LogConfig = setting(factory=LogConfig, doc="Logging.")
+    event_loop: Literal["auto", "uvloop", "asyncio"] = setting(
+        "auto", doc="Event loop: uvloop when installed (auto), or force one. Changes need a "
+        "restart."
+    )
     ownership_db: str | None = setting(
         None, doc="SQLite file where the proxy keeps DHCID ownership for upstreams without "
         "DHCID (default: memory only, forgotten on restart). Changes need a restart."
