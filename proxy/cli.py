@@ -8,15 +8,21 @@ import sys
 from pathlib import Path
 
 from proxy.config import load_config
+from proxy.config_warnings import config_warnings
 from proxy.schema import ConfigError
 
 
 def _check_config(args: argparse.Namespace) -> int:
     try:
-        load_config(args.config)
+        config = load_config(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{args.config}: {problem}", file=sys.stderr)
+        return 1
+    warnings = config_warnings(config)
+    for warning in warnings:
+        print(f"{args.config}: warning: {warning}", file=sys.stderr)
+    if warnings and args.strict:
         return 1
     print(f"{args.config}: OK")
     return 0
@@ -62,8 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     check = sub.add_parser("check-config", help="validate a configuration file",
                            description="Validate FILE; print one line per problem, exit 1 "
-                           "if there is any.")
+                           "if there is any. Settings that work but weaken the proxy get one "
+                           "'warning:' line each.")
     check.add_argument("config", metavar="FILE", help="TOML configuration file")
+    check.add_argument("--strict", action="store_true",
+                       help="exit 1 if there are warnings, too")
     check.set_defaults(func=_check_config)
     return parser
 

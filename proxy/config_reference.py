@@ -17,7 +17,10 @@ HEADER = """# Configuration reference
 
 The proxy reads one TOML file (`dnsupdate-proxy serve --config FILE`). Check a file
 with `dnsupdate-proxy check-config FILE`: it prints one line per problem, naming the
-key, and exits 1. Relative file paths are taken relative to the config file.
+key, and exits 1. Settings that work but weaken the proxy (hmac-md5/sha1, secrets
+shorter than their hash or published, senders known by address only, anonymous HTTP
+off loopback without TLS) get one `warning:` line each; `--strict` exits 1 on them too.
+Relative file paths are taken relative to the config file.
 An annotated example is in [example-config.toml](example-config.toml).
 
 `[]` after a key means a list of tables (`[[key]]` in TOML).
