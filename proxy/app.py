@@ -37,6 +37,7 @@ from proxy.dialects import DIALECTS
 from proxy.handler import Observer, RequestHandler
 from proxy.http.app import start_http
 from proxy.http.metrics import Metrics
+from proxy.nameservers import name_server_provider
 from proxy.ownership import open_store
 from proxy.pipeline import Pipeline, build_pipeline
 from proxy.replay import ReplayMemory
@@ -106,7 +107,8 @@ class ProxyApp:
             "authenticate": authenticate,
             "replay": ReplayStage(self.replay_memory, self.serialize),
             "groups": self.groups,
-            "authorize": build_authorize_stage(config.policy, config.zones),
+            "authorize": build_authorize_stage(config.policy, config.zones,
+                                               ns_provider=name_server_provider(config)),
             "serialize": self.serialize,
             "forward": ForwardStage(upstreams, config.forward, self.ownership),
         })

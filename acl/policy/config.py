@@ -29,6 +29,7 @@ DEFAULT_PROTECTED_LABELS = (
 DEFAULT_PROTECTED_TYPES = ("NS", "SOA", "SRV")
 
 Ownership = Literal["dhcid", "txt", "off"]
+HostNames = Literal["ldh", "ldh-underscore", "off"]
 
 
 def _invalid(path: str, items: list[str], parse: Callable[[str], object],
@@ -105,6 +106,12 @@ class Profile:
         "guarded by 'name does not exist' or the name's DHCID; 'txt' is dhcpd's "
         "'interim' style (TXT instead of DHCID); 'off' disables the check.",
     )
+    host_names: HostNames = setting(
+        "ldh",
+        doc="Syntax of the owner names of added A/AAAA records and of PTR targets: "
+        "'ldh' allows letters, digits and hyphens (RFC 952/1123 host names), "
+        "'ldh-underscore' underscores too (some Windows host names), 'off' anything.",
+    )
     require_tsig: bool = setting(
         False, doc="Refuse updates that are not signed with the sender's TSIG key."
     )
@@ -143,6 +150,7 @@ class ProfileOverrides:
     allow_rrset_delete: bool | None = setting(None, doc="See policy.default.allow_rrset_delete.")
     reverse_ranges: list[str] | None = setting(None, doc="See policy.default.reverse_ranges.")
     ownership: Ownership | None = setting(None, doc="See policy.default.ownership.")
+    host_names: HostNames | None = setting(None, doc="See policy.default.host_names.")
     require_tsig: bool | None = setting(None, doc="See policy.default.require_tsig.")
     rate: float | None = setting(None, doc="See policy.default.rate.")
     burst: int | None = setting(None, doc="See policy.default.burst.")
@@ -184,13 +192,22 @@ class ProtectedConfig:
     dc_refresh: float = setting(
         300.0, doc="Seconds between reloads of the domain controllers from the directory."
     )
+    learn_name_servers: bool = setting(
+        True,
+        doc="Ask the upstream for each relayed zone's NS targets and SOA MNAME and refuse "
+        "them as forward names and PTR targets; PTR records are refused until they are "
+        "known. Off: list the name servers in names instead.",
+    )
+    ns_refresh: float = setting(
+        300.0, doc="Seconds between reloads of the zones' name servers from the upstream."
+    )
 
     def check(self, path: str) -> list[str]:
         problems = _bad_types(f"{path}.types", self.types)
         for key in ("names", "allow_names", "domain_controllers"):
             problems += _bad_names(f"{path}.{key}", getattr(self, key))
-        if self.dc_refresh <= 0:
-            problems.append(f"{path}.dc_refresh: must be positive")
+        problems += [f"{path}.{key}: must be positive" for key in ("dc_refresh", "ns_refresh")
+                     if getattr(self, key) <= 0]
         return problems
 
 

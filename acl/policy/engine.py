@@ -3,9 +3,9 @@
 Contract: :meth:`PolicyEngine.evaluate` takes a parsed UPDATE (and its wire), the
 sender's identity and the authorized groups it is in, and returns None (allowed) or
 the first :class:`~acl.policy.rules.Violation`. Order: rate limit (every request
-takes a token), protected names and types, then the sender's profiles — the update
-is allowed when any one of them allows it; otherwise the first profile's refusal
-is reported.
+takes a token), names outside the zone (NOTZONE, RFC 2136 §3.2.1 and §3.4.1.3),
+protected names and types, then the sender's profiles — the update is allowed when
+any one of them allows it; otherwise the first profile's refusal is reported.
 
 Profiles: built-in defaults ← ``[policy.default]`` ← each of the sender's groups
 that has a ``[policy.groups.*]`` table (none: just the default) ← the sender's
@@ -17,16 +17,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import chain
+
+import dns.rcode
 
 from acl.policy import rules
 from acl.policy.config import PolicyConfig, ProfileOverrides
-from acl.policy.digest import digest
-from acl.policy.names import labels_from_text
+from acl.policy.digest import UpdateDigest, digest
+from acl.policy.names import is_at_or_below, labels_from_text
 from acl.policy.profile import CompiledProfile
-from acl.policy.protected import DomainControllerNames, ProtectedNames
+from acl.policy.protected import ProtectedNames
 from acl.policy.ratelimit import RateLimiter
+from acl.policy.refreshed import RefreshedNames
 from acl.policy.rules import Violation
-from proxy.update import ParsedUpdate
+from proxy.update import ParsedUpdate, text_of
 
 _CACHE_LIMIT = 4096
 
@@ -43,17 +47,18 @@ class SenderPolicy:
 class PolicyEngine:
     """See the module docstring. ``zones``: the zones the proxy relays (a profile
     without ``zones`` may update all of them); ``dcs``: the domain controllers'
-    names (default: the static ``protected.domain_controllers`` list)."""
+    names (default: the static ``protected.domain_controllers`` list);
+    ``name_servers``: the zones' name servers (default: none known)."""
 
     def __init__(self, config: PolicyConfig, zones: Iterable[str],
-                 dcs: DomainControllerNames | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 dcs: RefreshedNames | None = None,
+                 clock: Callable[[], float] = time.monotonic, *,
+                 name_servers: RefreshedNames | None = None) -> None:
         self.config = config
         self.zones = tuple(labels_from_text(z) for z in zones)
-        if dcs is None:
-            dcs = DomainControllerNames(config.protected.domain_controllers)
-        self.dcs = dcs
-        self.protected = ProtectedNames(config.protected, self.dcs)
+        self.dcs = dcs or RefreshedNames(config.protected.domain_controllers)
+        self.name_servers = name_servers or RefreshedNames(())
+        self.protected = ProtectedNames(config.protected, self.dcs, self.name_servers)
         self.limiter = RateLimiter(clock)
         self._groups = {k.casefold(): v for k, v in config.groups.items()}
         self._identities = {k.casefold(): v for k, v in config.identities.items()}
@@ -70,7 +75,7 @@ class PolicyEngine:
                              f"{sender.burst}) from {who or 'this sender'}; slow down or "
                              "raise rate/burst")
         summary = digest(update)
-        found = self.protected.check(summary)
+        found = outside_zone(summary) or self.protected.check(summary)
         if found is not None:
             return found
         first: Violation | None = None
@@ -102,3 +107,14 @@ class PolicyEngine:
         unlimited = any(p.rate <= 0 for p in profiles)
         return SenderPolicy(profiles, 0.0 if unlimited else max(p.rate for p in profiles),
                             max(p.burst for p in profiles))
+
+
+def outside_zone(update: UpdateDigest) -> Violation | None:
+    """The first prerequisite or update name not in the update's zone (answered with
+    NOTZONE, as RFC 2136 §3.2.1 and §3.4.1.3 prescribe), else None."""
+    for labels in chain(update.guards, update.changes):
+        if not is_at_or_below(labels, update.zone):
+            return Violation(rules.NAME_OUTSIDE_ZONE,
+                             f"{text_of(labels)} is not in zone {text_of(update.zone)}",
+                             dns.rcode.NOTZONE)
+    return None

@@ -1,4 +1,4 @@
-"""Names as lower-case label tuples, and reverse names as addresses.
+"""Names as lower-case label tuples, reverse names as addresses, host-name syntax.
 
 Every name the policy looks at is turned once into a tuple of lower-case labels
 (including the empty root label), so "is X at or below Y" is a tuple-slice compare.
@@ -18,6 +18,9 @@ IN_ADDR = (b"in-addr", b"arpa", b"")
 IP6 = (b"ip6", b"arpa", b"")
 _OCTETS = {str(i).encode(): i for i in range(256)}  # no leading zeros
 _NIBBLES = {f"{i:x}".encode(): i for i in range(16)}
+_LDH = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
+#: the octets a host name's labels may hold, per ``host_names`` setting of a profile
+HOST_NAME_OCTETS = {"ldh": _LDH, "ldh-underscore": _LDH + b"_"}
 
 
 def labels_from_text(text: str) -> Labels:
@@ -29,6 +32,11 @@ def is_at_or_below(labels: Labels, suffix: Labels) -> bool:
     """True when ``labels`` is ``suffix`` or a name below it."""
     n = len(suffix)
     return len(labels) >= n and labels[len(labels) - n:] == suffix
+
+
+def is_host_name(labels: Labels, octets: bytes) -> bool:
+    """True when every label holds only ``octets`` (see :data:`HOST_NAME_OCTETS`)."""
+    return not any(label.translate(None, octets) for label in labels)
 
 
 def is_reverse(labels: Labels) -> bool:

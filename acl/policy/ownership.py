@@ -4,7 +4,9 @@ A forward name belongs to the client whose DHCID (dhcpd "interim" style: TXT) it
 carries. An update may change a forward name only when the server will apply it
 solely if the sender owns the name, i.e. when its prerequisites on that name say
 
-* "name is not in use" (NONE ANY): nothing is there to overwrite, or
+* "name is not in use" (NONE ANY): nothing is there to overwrite — and the update
+  adds the owner record too, or the new name would belong to nobody and could never
+  be changed through the proxy again (RFC 4703 §5.3 adds A and DHCID together), or
 * "the owner record is exactly this" (value-dependent DHCID/TXT): the sender owns it.
 
 One more form is accepted because dhcpd sends it on release: deleting only the
@@ -31,12 +33,19 @@ def ownership_violation(change: NameChange, guards: Guards | None,
                         owner_type: int) -> Violation | None:
     """Why ``change`` (a forward name) could take another client's name, or None."""
     g = guards or _NO_GUARDS
-    if g.absent or owner_type in g.matched:
-        return None
-    if not change.adds and _is_owner_cleanup(change, g, owner_type):
+    if owner_type in g.matched:
         return None
     owner = dns.rdatatype.to_text(owner_type)
     name = text_of(change.labels)
+    if g.absent:
+        if not change.adds or any(rr.rdtype == owner_type for rr in change.adds):
+            return None
+        return Violation(rules.OWNER_RECORD_MISSING,
+                         f"adding to {name} on the condition that it does not exist needs "
+                         f"its {owner} record in the same update; without it the name "
+                         "would belong to nobody and could never be changed again")
+    if not change.adds and _is_owner_cleanup(change, g, owner_type):
+        return None
     if change.adds:
         return Violation(rules.UNGUARDED_ADD,
                          f"adding to {name} needs the prerequisite that the name does not "

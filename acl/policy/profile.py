@@ -20,9 +20,11 @@ from acl.policy import rules
 from acl.policy.config import Profile
 from acl.policy.digest import NameChange, UpdateDigest
 from acl.policy.names import (
+    HOST_NAME_OCTETS,
     Labels,
     Ranges,
     is_at_or_below,
+    is_host_name,
     is_reverse,
     labels_from_text,
     reverse_address,
@@ -33,6 +35,14 @@ from acl.policy.rules import Violation
 from proxy.update import text_of
 
 _OWNER_TYPES = {"dhcid": dns.rdatatype.DHCID, "txt": dns.rdatatype.TXT, "off": None}
+# what may be at a reverse name besides PTR: the owner record of the sender's ownership
+# mode (Kea adds a DHCID there); without ownership either one
+_REVERSE_TYPES = {
+    "dhcid": frozenset((dns.rdatatype.PTR, dns.rdatatype.DHCID)),
+    "txt": frozenset((dns.rdatatype.PTR, dns.rdatatype.TXT)),
+    "off": frozenset((dns.rdatatype.PTR, dns.rdatatype.DHCID, dns.rdatatype.TXT)),
+}
+_ADDRESS_TYPES = frozenset((dns.rdatatype.A, dns.rdatatype.AAAA))
 
 
 class CompiledProfile:
@@ -52,15 +62,21 @@ class CompiledProfile:
         self.allow_rrset_delete = profile.allow_rrset_delete
         self.ranges = Ranges.parse(profile.reverse_ranges)
         self.owner_type = _OWNER_TYPES[profile.ownership]
+        self.reverse_types = _REVERSE_TYPES[profile.ownership]
+        self.host_octets = HOST_NAME_OCTETS.get(profile.host_names)
+        self.host_syntax = ("letters, digits, hyphens and underscores"
+                            if profile.host_names == "ldh-underscore"
+                            else "letters, digits and hyphens")
         self.require_tsig = profile.require_tsig
         self.rate = profile.rate
         self.burst = profile.burst
         self.protected = protected
 
     def check(self, update: UpdateDigest, signed: bool) -> Violation | None:
-        """Rules in order: TSIG, zone, record count, TTL, then per name: in zone,
-        types, whole-RRset deletes, reverse ranges and PTR targets or forward name
-        rules and ownership."""
+        """Rules in order: TSIG, zone, record count, TTL, then per name: types,
+        whole-RRset deletes, then for reverse names: address, ranges, types at
+        reverse names, PTR targets (host-name syntax, zones, name rules, protected);
+        for forward names: host-name syntax, name rules, ownership."""
         if self.require_tsig and not signed:
             return Violation(rules.TSIG_REQUIRED,
                              "this sender must sign its updates with its TSIG key")
@@ -85,9 +101,6 @@ class CompiledProfile:
 
     def _check_name(self, update: UpdateDigest, labels: Labels,
                     change: NameChange) -> Violation | None:
-        if not is_at_or_below(labels, update.zone):
-            return Violation(rules.NAME_OUTSIDE_ZONE,
-                             f"{text_of(labels)} is not in zone {text_of(update.zone)}")
         for rr in chain(change.adds, change.deletes):
             rdtype, deleting = rr.rdtype, rr.rdclass
             whole_name = rdtype == dns.rdatatype.ANY and deleting == dns.rdataclass.ANY
@@ -104,6 +117,11 @@ class CompiledProfile:
                                  "this sender; delete single records instead")
         if change.reverse:
             return self._check_reverse(labels, change)
+        if any(rr.rdtype in _ADDRESS_TYPES for rr in change.adds) and \
+                not self._host_name(labels):
+            return Violation(rules.NOT_HOST_NAME,
+                             f"{text_of(labels)} is not a host name: only "
+                             f"{self.host_syntax} may be used (profile key host_names)")
         if not self._name_allowed(labels):
             return Violation(rules.NAME_NOT_ALLOWED,
                              f"{text_of(labels)} matches none of this sender's name "
@@ -111,6 +129,9 @@ class CompiledProfile:
         if self.owner_type is None:
             return None
         return ownership_violation(change, update.guards.get(labels), self.owner_type)
+
+    def _host_name(self, labels: Labels) -> bool:
+        return self.host_octets is None or is_host_name(labels, self.host_octets)
 
     def _name_allowed(self, labels: Labels) -> bool:
         if not self.suffixes and self.pattern is None:
@@ -130,6 +151,12 @@ class CompiledProfile:
             return Violation(rules.REVERSE_OUTSIDE_RANGES,
                              f"{text_of(labels)} is outside this sender's reverse ranges; "
                              "add its network to reverse_ranges if the sender serves it")
+        for rr in chain(change.adds, change.deletes):
+            if rr.rdtype not in self.reverse_types and rr.rdtype != dns.rdatatype.ANY:
+                allowed = "/".join(sorted(map(dns.rdatatype.to_text, self.reverse_types)))
+                return Violation(rules.REVERSE_TYPE,
+                                 f"{dns.rdatatype.to_text(rr.rdtype)} records do not belong "
+                                 f"at the reverse name {text_of(labels)}; only {allowed}")
         for rr in change.adds:
             if rr.target is not None:
                 found = self._check_target(labels, rr.target)
@@ -138,12 +165,18 @@ class CompiledProfile:
         return None
 
     def _check_target(self, labels: Labels, target: Labels) -> Violation | None:
-        """A PTR target must be a forward name this sender could register itself."""
+        """A PTR target must be a host name this sender could register itself."""
+        if not self._host_name(target):
+            return Violation(rules.NOT_HOST_NAME,
+                             f"{text_of(labels)} would point to {text_of(target)}, which is "
+                             f"not a host name: only {self.host_syntax} may be used "
+                             "(profile key host_names)")
         if not any(is_at_or_below(target, z) for z in self.forward_zones):
             problem = "which is not in a zone this sender may update"
         elif not self._name_allowed(target):
             problem = "which matches none of this sender's name suffixes or patterns"
-        elif (found := self.protected.name_violation(target, self.forward_zones)) is not None:
+        elif (found := self.protected.name_violation(target, self.forward_zones,
+                                                     ptr_target=True)) is not None:
             problem = f"a protected name ({found})"
         else:
             return None

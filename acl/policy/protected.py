@@ -1,20 +1,20 @@
 """Protected names and types: refused for every sender unless the config relaxes them.
 
 Contract: :meth:`ProtectedNames.check` looks at every name and type in an update's
-update section and returns the first :class:`~acl.policy.rules.Violation` or None.
-The names of the domain controllers come from :class:`DomainControllerNames`: a
-static list plus, optionally, a directory provider reloaded in the background.
-While a configured provider has never answered, forward names are refused
-(``protected.dc-list-unavailable``): the check fails closed.
+update section and returns the first :class:`~acl.policy.rules.Violation` or None;
+:meth:`ProtectedNames.name_violation` judges one name (also a PTR target). Two lists
+come from elsewhere (:class:`~acl.policy.refreshed.RefreshedNames`): the domain
+controllers (static list plus, optionally, the directory) and the relayed zones'
+name servers (NS targets and SOA MNAMEs, from the upstream). While the directory has
+never answered, forward names are refused (``protected.dc-list-unavailable``); while
+the name servers are unknown, PTR targets are (``protected.ns-list-unavailable``):
+the checks fail closed. Forward names rely on the ownership prerequisites then
+(a name server's records carry no DHCID).
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import logging
-import time
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Collection
 from itertools import chain
 
 import dns.rdatatype
@@ -23,70 +23,16 @@ from acl.policy import rules
 from acl.policy.config import ProtectedConfig
 from acl.policy.digest import UpdateDigest
 from acl.policy.names import Labels, is_at_or_below, labels_from_text
+from acl.policy.refreshed import RefreshedNames
 from acl.policy.rules import Violation
 from proxy.update import text_of
-
-log = logging.getLogger("dnsupdate_proxy.policy")
-
-DcProvider = Callable[[], Iterable[str]] | Callable[[], Awaitable[Iterable[str]]]
-
-
-class DomainControllerNames:
-    """The domain controllers' host names: ``static`` plus what ``provider`` returns.
-
-    ``provider`` (sync: run in a thread; or async) is called on the first request and
-    then every ``refresh`` seconds in the background; after a failure the previous
-    list stays and the call is retried after ``retry`` seconds.
-    """
-
-    def __init__(self, static: Iterable[str], provider: DcProvider | None = None, *,
-                 refresh: float = 300.0, retry: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._static = frozenset(labels_from_text(n) for n in static)
-        self._provider = provider
-        self._refresh = refresh
-        self._retry = retry
-        self._clock = clock
-        self._names: frozenset[Labels] | None = self._static if provider is None else None
-        self._due = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def names(self) -> frozenset[Labels] | None:
-        """The known names; None while the provider has never answered."""
-        return self._names
-
-    async def refresh_if_due(self) -> None:
-        """Start a reload when due; wait for it only if no list is known yet."""
-        if self._provider is None or self._clock() < self._due:
-            return
-        if self._task is None:
-            self._task = asyncio.ensure_future(self._load(self._provider))
-        if self._names is None:
-            await asyncio.shield(self._task)
-
-    async def _load(self, provider: DcProvider) -> None:
-        try:
-            if inspect.iscoroutinefunction(provider):
-                found = await provider()
-            else:
-                found = await asyncio.to_thread(provider)
-            self._names = self._static | frozenset(labels_from_text(n) for n in found)
-            self._due = self._clock() + self._refresh
-        except Exception as exc:
-            keep = ("keeping the previous list" if self._names is not None
-                    else "forward names are refused until it answers")
-            log.warning("cannot read the domain controllers from the directory (%s); %s",
-                        exc, keep)
-            self._due = self._clock() + self._retry
-        finally:
-            self._task = None
 
 
 class ProtectedNames:
     """The compiled ``[policy.protected]`` section; see the module docstring."""
 
-    def __init__(self, config: ProtectedConfig, dcs: DomainControllerNames) -> None:
+    def __init__(self, config: ProtectedConfig, dcs: RefreshedNames,
+                 name_servers: RefreshedNames) -> None:
         self.labels = frozenset(label.lower().encode() for label in config.labels)
         self.types = frozenset(dns.rdatatype.from_text(t) for t in config.types)
         self.wildcards = config.wildcards
@@ -94,6 +40,7 @@ class ProtectedNames:
         self.names = tuple(labels_from_text(n) for n in config.names)
         self.allowed = frozenset(labels_from_text(n) for n in config.allow_names)
         self.dcs = dcs
+        self.name_servers = name_servers
 
     def check(self, update: UpdateDigest) -> Violation | None:
         """The first protected name or type the update would change, else None."""
@@ -110,8 +57,9 @@ class ProtectedNames:
         return None
 
     def name_violation(self, labels: Labels, apexes: Collection[Labels], *,
-                       reverse: bool = False) -> Violation | None:
-        """Why ``labels`` may not be changed, or None. ``apexes``: the zones' names."""
+                       reverse: bool = False, ptr_target: bool = False) -> Violation | None:
+        """Why ``labels`` may not be changed (or, ``ptr_target``, be pointed at), or
+        None. ``apexes``: the zones' names."""
         if labels in self.allowed:
             return None
         if self.wildcards and b"*" in labels:
@@ -132,6 +80,15 @@ class ProtectedNames:
                 "answered yet; retry later")
         elif labels in self.dcs.names:
             rule, why = rules.PROTECTED_DC, "is a domain controller's name"
+        elif (servers := self.name_servers.names) is None:
+            if not ptr_target:
+                return None
+            rule, why = rules.NS_LIST_UNAVAILABLE, (
+                "cannot be checked against the zones' name servers: the upstream has not "
+                "told them yet; retry later")
+        elif labels in servers:
+            rule, why = rules.PROTECTED_NAME_SERVER, (
+                "is a name server of a relayed zone (NS target or SOA MNAME)")
         else:
             return None
         return Violation(rule, f"{text_of(labels)} {why}")

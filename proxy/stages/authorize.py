@@ -6,8 +6,9 @@ runs: then the default profile plus the identity's own table apply) and
 ``req.client_key`` (signed or not).
 Output: nothing on success. In ``audit-only`` mode a violation is forwarded anyway
 and noted in ``req.notes`` as ``policy would refuse: <rule-id>: <sentence>``.
-Rejects: a violation in ``enforce`` mode → REFUSED, outcome ``denied-policy``, detail
-``<rule-id>: <sentence>`` (never NOTAUTH: dhcpd would stop updating the zone).
+Rejects: a violation in ``enforce`` mode → its rcode (REFUSED; NOTZONE for a name
+outside the zone), outcome ``denied-policy``, detail ``<rule-id>: <sentence>`` (never
+NOTAUTH: dhcpd would stop updating the zone).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 
 from acl.policy.config import PolicyConfig
 from acl.policy.engine import PolicyEngine
-from acl.policy.protected import DcProvider, DomainControllerNames
+from acl.policy.refreshed import NameProvider, RefreshedNames
 from proxy.context import RequestContext
 from proxy.outcome import Outcome, Reject
 from proxy.pipeline import Answer, Next
@@ -33,6 +34,7 @@ class AuthorizeStage:
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
         await self.engine.dcs.refresh_if_due()
+        await self.engine.name_servers.refresh_if_due()
         self.authorize(req)
         return await call_next(req)
 
@@ -45,16 +47,25 @@ class AuthorizeStage:
         if violation is None:
             return
         if self.enforce:
-            raise Reject(Outcome.DENIED_POLICY, str(violation))
+            raise Reject(Outcome.DENIED_POLICY, str(violation), rcode=violation.rcode)
         req.notes.append(f"policy would refuse: {violation}")
 
 
 def build_authorize_stage(config: PolicyConfig, zones: Iterable[str],
-                          dc_provider: DcProvider | None = None) -> AuthorizeStage:
+                          dc_provider: NameProvider | None = None,
+                          ns_provider: NameProvider | None = None) -> AuthorizeStage:
     """The stage for ``config``. ``zones``: the zones the proxy relays (``Config.zones``);
-    ``dc_provider``: returns the domain controllers' host names from the directory
-    (sync or async; called in the background every ``protected.dc_refresh`` seconds)."""
+    ``dc_provider``: returns the domain controllers' host names from the directory;
+    ``ns_provider``: returns the zones' name servers (NS targets, SOA MNAMEs) from the
+    upstream, used unless ``protected.learn_name_servers`` is off. Both sync or async,
+    called in the background every ``protected.dc_refresh``/``ns_refresh`` seconds."""
     protected = config.protected
-    dcs = DomainControllerNames(protected.domain_controllers, dc_provider,
-                                refresh=protected.dc_refresh)
-    return AuthorizeStage(PolicyEngine(config, zones, dcs), enforce=config.mode == "enforce")
+    dcs = RefreshedNames(protected.domain_controllers, dc_provider,
+                         what="the domain controllers from the directory",
+                         if_unknown="forward names are refused", refresh=protected.dc_refresh)
+    name_servers = RefreshedNames(
+        (), ns_provider if protected.learn_name_servers else None,
+        what="the zones' name servers from the upstream", if_unknown="PTR records are refused",
+        refresh=protected.ns_refresh)
+    return AuthorizeStage(PolicyEngine(config, zones, dcs, name_servers=name_servers),
+                          enforce=config.mode == "enforce")

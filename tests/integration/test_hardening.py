@@ -27,6 +27,17 @@ FWD = "example.test."
 ALLOWED = {dns.rcode.FORMERR, dns.rcode.NOTIMP, dns.rcode.REFUSED, dns.rcode.NOTAUTH}
 STRANGER = "127.0.9.9"  # not a configured sender: nothing it sends may be forwarded
 MAX_TCP = 8
+DHCID = "AAABkaovAfmc8uWao11aK+qcshYvnQGSvqfQVRvk7620kdE="  # the fixtures' first client
+
+
+def conditional_add(name: str, address: str) -> dns.update.UpdateMessage:
+    """A forward add as DHCP servers send it (the policy demands it): "name not in use",
+    A and the DHCID that makes the name the client's."""
+    u = dns.update.UpdateMessage(FWD)
+    u.absent(name)
+    u.add(name, 300, "A", address)
+    u.add(name, 300, "DHCID", DHCID)
+    return u
 
 
 def serial(lab: LabInfo) -> int:
@@ -149,11 +160,7 @@ def test_oversized_tcp_message_is_formerr(proxy: ProxyProcess, source: str, rcod
 
 
 def test_byte_identical_retransmits_are_applied_once(lab: LabInfo, proxy: ProxyProcess) -> None:
-    u = dns.update.UpdateMessage(FWD)
-    name = dns.name.from_text("retransmit." + FWD)
-    u.absent(name)
-    u.add(name, 300, "A", "10.0.1.60")
-    data = u.to_wire()
+    data = conditional_add("retransmit." + FWD, "10.0.1.60").to_wire()
     before = serial(lab)
     with ThreadPoolExecutor(3) as pool:
         replies = list(pool.map(lambda _: udp_ask(proxy, data, "127.0.0.1"), range(3)))
@@ -169,10 +176,7 @@ def test_sigterm_drains_in_flight_updates(lab: LabInfo, tmp_path: Path) -> None:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind(("127.0.0.1", 0))
         s.settimeout(3)
-        u = dns.update.UpdateMessage(FWD)
-        name = dns.name.from_text(f"drain{i}." + FWD)
-        u.absent(name)  # conditional, as DHCP servers send (the policy demands it)
-        u.add(name, 300, "A", "10.0.1.61")
+        u = conditional_add(f"drain{i}." + FWD, "10.0.1.61")
         s.sendto(u.to_wire(), (proxy.address, proxy.port))
         socks.append(s)
     assert proxy.stop() == 0
@@ -201,10 +205,7 @@ def test_flood_from_one_source_leaves_others_served(lab: LabInfo, proxy: ProxyPr
                 flood.sendto(query, (proxy.address, proxy.port))
             except BlockingIOError:
                 time.sleep(0.001)
-    u = dns.update.UpdateMessage(FWD)
-    name = dns.name.from_text("after-flood." + FWD)
-    u.absent(name)
-    u.add(name, 300, "A", "10.0.1.62")
+    u = conditional_add("after-flood." + FWD, "10.0.1.62")
     reply = None
     for _ in range(3):  # like Kea: a retry if the first try drowned in the flood
         reply = udp_ask(proxy, u.to_wire(), "127.0.0.1")

@@ -11,6 +11,8 @@ What it does (a subset of the shared Windows notes, enough for the relay's handl
 * **Ownership**: the first principal that creates a name owns it; another principal's
   change is REFUSED (echo), rewriting exactly the existing data is accepted.
 * Successful signed updates get an RFC 8945 signed reply; malformed packets get no reply.
+* **Queries**: the SOA and NS of a hosted zone are answered (MNAME and NS target
+  ``name_server``; the proxy's record policy reads them); other queries are REFUSED.
 * **Keys**: HMAC keys registered with :meth:`FakeWindows.add_key` (unit tests), or real
   GSS-TSIG: TKEY (mode 3, algorithm ``gss-tsig``, over TCP or UDP) accepted with a
   ``DNS/`` service keytab (``acceptor_keytab``), the final TKEY answer signed with the
@@ -32,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.name
 import dns.opcode
@@ -95,7 +98,9 @@ class FakeWindows:
     """The fake server's logic, independent of sockets (see the module docstring)."""
 
     def __init__(self, zones: dict[str, str], *, acceptor_keytab: str | None = None,
-                 context_ttl: float | None = None) -> None:
+                 context_ttl: float | None = None,
+                 name_server: str = "dc1.example.test.") -> None:
+        self.name_server = dns.name.from_text(name_server)
         self.zones = {dns.name.from_text(z): Zone(dns.name.from_text(z), p)
                       for z, p in zones.items()}
         self.acceptor_keytab = acceptor_keytab
@@ -153,6 +158,10 @@ class FakeWindows:
         if msg.opcode() == dns.opcode.QUERY and msg.question and \
                 msg.question[0].rdtype == dns.rdatatype.TKEY:
             return self._tkey(msg), False
+        if msg.opcode() == dns.opcode.QUERY and msg.question and \
+                msg.question[0].rdtype in (dns.rdatatype.SOA, dns.rdatatype.NS) and \
+                msg.question[0].name in self.zones:
+            return self._apex(msg), False
         if msg.opcode() != dns.opcode.UPDATE:
             return echo(data, dns.rcode.REFUSED), True
         try:
@@ -244,6 +253,17 @@ class FakeWindows:
             if owner is None and principal is not None and after:
                 zone.owners[name] = principal
         zone.data = new
+
+    def _apex(self, query: dns.message.Message) -> bytes:
+        """The zone's SOA or NS RRset (``name_server`` is its only name server)."""
+        question = query.question[0]
+        text = (f"{self.name_server} hostmaster.{question.name} 1 900 600 86400 3600"
+                if question.rdtype == dns.rdatatype.SOA else self.name_server.to_text())
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        response.answer.append(dns.rrset.from_text(question.name, 3600, "IN",
+                                                   question.rdtype, text))
+        return response.to_wire()
 
     # ------------------------------------------------------------------ TKEY (GSS)
     def _tkey(self, query: dns.message.Message) -> bytes:

@@ -10,13 +10,14 @@ import dns.update
 
 from acl.policy.config import PolicyConfig, Profile
 from acl.policy.engine import PolicyEngine
-from acl.policy.protected import DomainControllerNames
+from acl.policy.refreshed import RefreshedNames
 from acl.policy.rules import Violation
 from proxy.update import ParsedUpdate, read_update
 
 FWD = "example.test."
 REV = "1.0.10.in-addr.arpa."
 ZONES = ["example.test", "1.0.10.in-addr.arpa"]
+NS = "ns.example.test."  # the lab zones' NS target and SOA MNAME
 LAB_RANGES = ["10.0.1.0/24"]
 # DHCIDs of the fixtures' two clients (RFC 4701 type 0: hardware address)
 DHCID_A = "AAABkaovAfmc8uWao11aK+qcshYvnQGSvqfQVRvk7620kdE="
@@ -29,11 +30,13 @@ def lab_config(**profile: object) -> PolicyConfig:
     return PolicyConfig(default=Profile(**fields))  # type: ignore[arg-type]
 
 
-def engine(config: PolicyConfig | None = None, dcs: DomainControllerNames | None = None,
-           clock: object = None) -> PolicyEngine:
-    """An engine for the lab zones (no rate limit unless the config sets one)."""
+def engine(config: PolicyConfig | None = None, dcs: RefreshedNames | None = None,
+           clock: object = None, name_servers: RefreshedNames | None = None) -> PolicyEngine:
+    """An engine for the lab zones (no rate limit unless the config sets one); the
+    zones' name server is ``ns.example.test`` unless ``name_servers`` says otherwise."""
     kwargs = {"clock": clock} if clock is not None else {}
-    return PolicyEngine(config or lab_config(rate=0.0), ZONES, dcs, **kwargs)  # type: ignore[arg-type]
+    return PolicyEngine(config or lab_config(rate=0.0), ZONES, dcs,  # type: ignore[arg-type]
+                        name_servers=name_servers or RefreshedNames([NS]), **kwargs)
 
 
 def forward(zone: str = FWD) -> dns.update.UpdateMessage:

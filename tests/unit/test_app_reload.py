@@ -36,7 +36,9 @@ def fake_app(path: Path, fake: FakeUpstream) -> ProxyApp:
 
 
 async def ask(app: ProxyApp, name: str, client: str = "10.9.0.7") -> int:
-    reply = await app.handler.handle(RequestContext(update(name).to_wire(), (client, 53), "udp"))
+    message = update(name)
+    message.add(name, 300, "DHCID", "AAABkaovAfmc8uWao11aK+qcshYvnQGSvqfQVRvk7620kdE=")
+    reply = await app.handler.handle(RequestContext(message.to_wire(), (client, 53), "udp"))
     assert reply is not None
     return reply[3] & 0xF
 

@@ -56,11 +56,22 @@ def test_overwrite_guarded_by_the_owners_dhcid_passes() -> None:
     assert rule_of(engine(), u) is None
 
 
-def test_add_guarded_by_name_not_existing_passes() -> None:
+def test_add_guarded_by_name_not_existing_needs_the_owner_record() -> None:
+    """Without its DHCID the new name would belong to nobody: no owner could ever
+    present the prerequisite that changes or removes it (issue 16, item 7)."""
     u = forward()
     u.absent("h")
     u.add("h", 300, "A", "10.0.1.5")
+    violation = check(engine(), u)
+    assert violation is not None and violation.rule == rules.OWNER_RECORD_MISSING
+    assert "DHCID" in violation.detail
+    u.add("h", 300, dhcid(DHCID_A))
     assert rule_of(engine(), u) is None
+    interim = lab_config(rate=0.0, ownership="txt")  # dhcpd interim: the TXT is the owner
+    assert rule_of(engine(interim), u) == rules.OWNER_RECORD_MISSING
+    u.add("h", 300, txt("31abcdef"))
+    assert rule_of(engine(interim), u) is None
+    assert rule_of(engine(lab_config(rate=0.0, ownership="off")), owned_add("h")) is None
 
 
 def test_guard_on_another_name_does_not_count() -> None:

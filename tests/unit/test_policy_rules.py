@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dns.name
+import dns.rcode
+import dns.update
 import pytest
 
 from acl.policy import rules
 from acl.policy.config import PolicyConfig, Profile, ProfileOverrides, ProtectedConfig
-from acl.policy.protected import DomainControllerNames
+from acl.policy.refreshed import RefreshedNames
 from proxy.update import read_update
 from tests.fixtures import manifest, packet
 from tests.unit.policy_support import (
     DHCID_A,
+    NS,
     REV,
     check,
     dhcid,
@@ -95,7 +99,7 @@ def test_domain_controller_from_static_list_is_refused() -> None:
 
 
 async def test_domain_controller_from_the_directory_is_refused() -> None:
-    dcs = DomainControllerNames([], lambda: {"dc7.example.test"})
+    dcs = RefreshedNames([], lambda: {"dc7.example.test"})
     await dcs.refresh_if_due()
     assert rule_of(engine(dcs=dcs), owned_add("dc7")) == rules.PROTECTED_DC
 
@@ -215,8 +219,16 @@ def test_name_rules_suffixes_and_patterns() -> None:
     assert rule_of(eng, owned_add("server")) == rules.NAME_NOT_ALLOWED
 
 
-def test_name_outside_the_zone_is_refused() -> None:
-    assert rule_of(engine(), owned_add("host.elsewhere.test.")) == rules.NAME_OUTSIDE_ZONE
+def test_name_outside_the_zone_gets_notzone() -> None:
+    """RFC 2136 §3.2.1, §3.4.1.3: NOTZONE, whatever the sender and the name."""
+    violation = check(engine(), owned_add("host.elsewhere.test."))
+    assert violation is not None and violation.rule == rules.NAME_OUTSIDE_ZONE
+    assert violation.rcode == dns.rcode.NOTZONE
+    assert rule_of(engine(), owned_add("*.elsewhere.test.")) == rules.NAME_OUTSIDE_ZONE
+    guard = owned_add("h")
+    guard.present("h.elsewhere.test.", dhcid(DHCID_A))
+    assert rule_of(engine(), guard) == rules.NAME_OUTSIDE_ZONE
+    assert check(engine(), owned_add("*")).rcode == dns.rcode.REFUSED  # type: ignore[union-attr]
 
 
 def test_whole_rrset_delete_can_be_forbidden() -> None:
@@ -246,11 +258,14 @@ def test_protected_list_can_be_extended_and_relaxed() -> None:
     assert rule_of(eng, owned_add("wpad")) is None
     assert rule_of(eng, owned_add("wpad.site")) == rules.PROTECTED_LABEL
     config.protected = ProtectedConfig(labels=[], wildcards=False)
+    assert rule_of(engine(config), owned_add("_tcp")) == rules.NOT_HOST_NAME
+    config.default.host_names = "off"  # '_' and '*' are no host-name characters
     assert rule_of(engine(config), owned_add("_tcp")) is None
     assert rule_of(engine(config), owned_add("*")) is None
     srv = forward()
     srv.absent("svc")
     srv.add("svc", 300, "SRV", "0 0 1 h.example.test.")
+    srv.add("svc", 300, dhcid(DHCID_A))
     config.default.types.append("SRV")
     assert rule_of(engine(config), srv) == rules.PROTECTED_TYPE
     config.protected.types = ["NS", "SOA"]
@@ -276,3 +291,105 @@ def test_every_rule_id_is_documented() -> None:
     text = DOCS.read_text()
     missing = [rule for rule in rules.RULES if f"`{rule}`" not in text]
     assert not missing
+
+
+# ---------------------------------------------------------------- reverse names (issue 16, 8)
+def reverse(*records: tuple[str, str]) -> dns.update.UpdateMessage:
+    """A reverse replace at 5.1.0.10.in-addr.arpa of ``(type, data)`` records."""
+    u = forward(REV)
+    for rdtype, text in records:
+        u.replace("5", 300, rdtype, text)
+    return u
+
+
+def test_reverse_names_hold_only_ptr_and_the_owner_record() -> None:
+    ptr = ("PTR", "host1.example.test.")
+    assert rule_of(engine(), reverse(ptr, ("DHCID", DHCID_A))) is None  # as Kea sends it
+    for other in (("A", "10.0.1.5"), ("TXT", '"x"'), ("AAAA", "fd00::5")):
+        assert rule_of(engine(), reverse(ptr, other)) == rules.REVERSE_TYPE, other
+    interim = engine(lab_config(rate=0.0, ownership="txt"))
+    assert rule_of(interim, reverse(ptr, ("TXT", '"31ab"'))) is None
+    assert rule_of(interim, reverse(ptr, ("DHCID", DHCID_A))) == rules.REVERSE_TYPE
+    off = engine(lab_config(rate=0.0, ownership="off"))
+    assert rule_of(off, reverse(ptr, ("DHCID", DHCID_A), ("TXT", '"t"'))) is None
+    assert rule_of(off, reverse(("A", "10.0.1.5"))) == rules.REVERSE_TYPE
+    stray = forward(REV)  # deleting other types is refused too; the whole name is fine
+    stray.delete("5", "A")
+    assert rule_of(engine(), stray) == rules.REVERSE_TYPE
+    whole = forward(REV)
+    whole.delete("5")
+    assert rule_of(engine(), whole) is None
+
+
+def test_ptr_to_a_name_server_is_refused() -> None:
+    violation = check(engine(), reverse(("PTR", NS)))
+    assert violation is not None and violation.rule == rules.PTR_TARGET
+    assert rules.PROTECTED_NAME_SERVER in violation.detail
+    mname = engine(name_servers=RefreshedNames(["ns2.example.test"]))
+    assert rule_of(mname, reverse(("PTR", "ns2.example.test."))) == rules.PTR_TARGET
+    assert rule_of(mname, reverse(("PTR", NS))) is None
+    takeover = forward()  # the name server's own name, even with a DHCID guard
+    takeover.present("ns", dhcid(DHCID_A))
+    takeover.replace("ns", 300, "A", "10.0.1.9")
+    assert rule_of(engine(), takeover) == rules.PROTECTED_NAME_SERVER
+    assert rule_of(engine(lab_config(rate=0.0, ownership="off")), takeover) == (
+        rules.PROTECTED_NAME_SERVER)
+
+
+async def test_ptr_targets_fail_closed_while_the_name_servers_are_unknown() -> None:
+    def down() -> set[str]:
+        raise OSError("upstream down")
+
+    unknown = RefreshedNames([], down)
+    await unknown.refresh_if_due()
+    assert unknown.names is None
+    eng = engine(name_servers=unknown)
+    violation = check(eng, reverse(("PTR", "host1.example.test.")))
+    assert violation is not None and violation.rule == rules.PTR_TARGET
+    assert rules.NS_LIST_UNAVAILABLE in violation.detail
+    assert rule_of(eng, owned_add("host1")) is None  # forward names: ownership guards them
+    delete = forward(REV)
+    delete.delete("5", "PTR")
+    assert rule_of(eng, delete) is None
+
+
+# ---------------------------------------------------------------- host names (issue 16, 9)
+BAD_LABELS = [b"a<b", b'a"b', b"a\x00b", b"a\tb", b"a b", b"a_b", "ä".encode(), b"a/b"]
+
+
+def named(label: bytes, zone: str = "example.test.") -> dns.name.Name:
+    return dns.name.Name((label, *dns.name.from_text(zone).labels))
+
+
+@pytest.mark.parametrize("label", BAD_LABELS)
+def test_address_owners_and_ptr_targets_must_be_host_names(label: bytes) -> None:
+    host = named(label)
+    violation = check(engine(), owned_add(host.to_text()))
+    assert violation is not None and violation.rule == rules.NOT_HOST_NAME
+    assert "letters, digits and hyphens" in violation.detail
+    six = forward()
+    six.absent(host)
+    six.add(host, 300, "AAAA", "fd00::5")
+    six.add(host, 300, dhcid(DHCID_A))
+    assert rule_of(engine(), six) == rules.NOT_HOST_NAME
+    assert rule_of(engine(), reverse(("PTR", host.to_text()))) == rules.NOT_HOST_NAME
+    assert rule_of(engine(lab_config(rate=0.0, host_names="off")),
+                   owned_add(host.to_text())) is None
+
+
+def test_host_names_allow_ldh_and_optionally_underscores() -> None:
+    for name in ("ws-17", "xn--bcher-kva", "0abc", "A-B"):
+        assert rule_of(engine(), owned_add(name)) is None, name
+    windows = engine(lab_config(rate=0.0, host_names="ldh-underscore"))
+    assert rule_of(windows, owned_add("pc_17")) is None
+    assert rule_of(windows, reverse(("PTR", "pc_17.example.test."))) is None
+    assert rule_of(windows, owned_add(named(b"pc<17").to_text())) == rules.NOT_HOST_NAME
+
+
+def test_host_name_syntax_is_not_asked_of_deletes_and_other_types() -> None:
+    """A DHCP server can still clean up a name that got in before the check."""
+    bad = named(b"a<b")
+    release = forward()
+    release.present(bad, dhcid(DHCID_A))
+    release.delete(bad)
+    assert rule_of(engine(), release) is None

@@ -9,12 +9,13 @@ from unittest import mock
 
 import dns.message
 import dns.rcode
+import dns.update
 import pytest
 
 from acl.policy import rules
-from acl.policy.config import PolicyConfig, ProfileOverrides
+from acl.policy.config import PolicyConfig, ProfileOverrides, ProtectedConfig
 from acl.policy.engine import PolicyEngine
-from acl.policy.protected import DomainControllerNames
+from acl.policy.refreshed import RefreshedNames
 from proxy.config import SenderConfig, TsigKeyConfig
 from proxy.context import RequestContext
 from proxy.handler import RequestHandler
@@ -24,7 +25,7 @@ from proxy.stages.authenticate import AuthenticateStage
 from proxy.stages.authorize import AuthorizeStage, build_authorize_stage
 from proxy.stages.parse import ParseStage
 from tests.fixtures import LAB_KEY, manifest, packet
-from tests.unit.policy_support import ZONES, lab_config, owned_add
+from tests.unit.policy_support import REV, ZONES, lab_config, owned_add
 
 LAB_KEY_CONFIG = TsigKeyConfig(name="lab-key.example.test", account="DHCP1$",
                                secret=base64.b64encode(LAB_KEY.secret).decode())
@@ -153,7 +154,7 @@ async def test_dc_names_come_from_a_sync_provider_and_fail_closed_until_then() -
         return {"dc9.example.test"}
 
     clock = [0.0]
-    dcs = DomainControllerNames(["dc1.example.test"], provider, refresh=300.0, retry=10.0,
+    dcs = RefreshedNames(["dc1.example.test"], provider, refresh=300.0, retry=10.0,
                                 clock=lambda: clock[0])
     handler, _ = make(AuthorizeStage(PolicyEngine(lab_config(), ZONES, dcs)))
     req, rcode = await send(handler, owned_add("h").to_wire())
@@ -186,7 +187,7 @@ async def test_dc_list_reloads_in_the_background_and_keeps_the_old_one_on_failur
         return answer
 
     clock = [0.0]
-    dcs = DomainControllerNames([], provider, refresh=300.0, retry=10.0,
+    dcs = RefreshedNames([], provider, refresh=300.0, retry=10.0,
                                 clock=lambda: clock[0])
     await dcs.refresh_if_due()
     assert dcs.names == {(b"dc1", b"example", b"test", b"")}
@@ -219,3 +220,56 @@ async def test_require_tsig_accepts_the_signed_update() -> None:
     msg.use_tsig({LAB_KEY.name: LAB_KEY})
     req, rcode = await send(handler, msg.to_wire())
     assert rcode == dns.rcode.NOERROR and req.identity == "DHCP1$"
+
+
+async def test_name_outside_the_zone_is_answered_notzone() -> None:
+    handler, rec = make(build_authorize_stage(lab_config(), ZONES))
+    req, rcode = await send(handler, owned_add("h.elsewhere.test.").to_wire())
+    assert rcode == dns.rcode.NOTZONE and req.outcome == Outcome.DENIED_POLICY
+    assert req.detail.startswith(f"{rules.NAME_OUTSIDE_ZONE}: ") and not rec.calls
+
+
+def ptr_to(target: str) -> bytes:
+    u = dns.update.UpdateMessage(REV)
+    u.replace("5", 300, "PTR", target)
+    return u.to_wire()
+
+
+async def test_name_servers_come_from_the_provider_and_ptrs_wait_for_them() -> None:
+    calls = []
+
+    async def provider() -> set[str]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("upstream down")
+        return {"ns.example.test."}
+
+    handler, _ = make(build_authorize_stage(lab_config(), ZONES, ns_provider=provider))
+    req, rcode = await send(handler, ptr_to("host1.example.test."))
+    assert rcode == dns.rcode.REFUSED and rules.NS_LIST_UNAVAILABLE in req.detail
+    req, rcode = await send(handler, owned_add("h").to_wire())  # forward names go on
+    assert rcode == dns.rcode.NOERROR and len(calls) == 1  # retried only after 10 s
+
+
+async def test_name_servers_are_read_on_the_first_request() -> None:
+    handler, rec = make(build_authorize_stage(lab_config(), ZONES,
+                                              ns_provider=lambda: ["NS.example.test."]))
+    req, rcode = await send(handler, ptr_to("ns.example.test."))
+    assert rcode == dns.rcode.REFUSED and req.detail.startswith(rules.PTR_TARGET)
+    assert rules.PROTECTED_NAME_SERVER in req.detail
+    req, rcode = await send(handler, ptr_to("host1.example.test."))
+    assert rcode == dns.rcode.NOERROR and len(rec.calls) == 1
+
+
+async def test_learning_name_servers_can_be_switched_off() -> None:
+    config = lab_config()
+    config.protected = ProtectedConfig(learn_name_servers=False, names=["ns.example.test"])
+
+    def provider() -> list[str]:
+        raise AssertionError("not asked")
+
+    handler, _ = make(build_authorize_stage(config, ZONES, ns_provider=provider))
+    req, rcode = await send(handler, ptr_to("host1.example.test."))
+    assert rcode == dns.rcode.NOERROR
+    req, rcode = await send(handler, ptr_to("ns.example.test."))
+    assert rcode == dns.rcode.REFUSED and rules.PROTECTED_NAME in req.detail
