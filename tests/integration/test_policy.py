@@ -11,7 +11,9 @@ the ``authorize`` stage; see docs/policy.md "Wiring".
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +21,13 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
 import dns.update
 import pytest
 from dhcp_support import bind_lookup, poll, request_events, serials
+from dns.rdtypes.ANY.PTR import PTR
+from fault_support import audit_db
 from proxy_process import ProxyProcess, free_port
 
 from acl.policy import rules
@@ -101,14 +107,17 @@ def owned_add(name: str, address: str, ttl: int = 300,
 
 
 def assert_refused(lab: LabInfo, proxy: ProxyProcess, msg: dns.update.UpdateMessage,
-                   rule: str, source: str = DHCP1) -> None:
-    """REFUSED by ``rule``, and neither zone changed."""
+                   rule: str, source: str = DHCP1,
+                   rcode: dns.rcode.Rcode = dns.rcode.REFUSED) -> dict[str, str]:
+    """Refused by ``rule`` (answered with ``rcode``), and neither zone changed; the
+    request's log line."""
     before = serials(lab)
-    assert send(proxy, msg, source) == dns.rcode.REFUSED
+    assert send(proxy, msg, source) == rcode
     event = event_of(proxy, msg)
     assert event["event"] == "denied-policy", event
     assert event["detail"].startswith(f"{rule}: "), event
     assert serials(lab) == before
+    return event
 
 
 def test_real_client_sequences_pass_and_apply(lab: LabInfo, proxy: ProxyProcess) -> None:
@@ -288,3 +297,97 @@ def test_audit_only_forwards_a_violation_and_marks_it(lab: LabInfo, tmp_path: Pa
         assert event_of(audit, stranger)["event"] == "denied-not-member"
     finally:
         audit.stop()
+
+
+# ---------------------------------------------------------------- issue 16, items 7-9 and 14
+def test_add_without_the_owner_record_is_refused(lab: LabInfo, proxy: ProxyProcess) -> None:
+    """Item 7: "name not in use" + A without a DHCID would leave a name nobody owns."""
+    name = f"pol-ownerless.{FWD}"
+    u = dns.update.UpdateMessage(FWD)
+    u.absent(name)
+    u.add(name, 300, "A", "10.0.1.33")
+    assert_refused(lab, proxy, u, rules.OWNER_RECORD_MISSING)
+    assert bind_lookup(lab, name, "A") == ()
+    assert send(proxy, owned_add(name, "10.0.1.33")) == dns.rcode.NOERROR  # with its DHCID
+
+
+def test_reverse_names_hold_only_ptr_and_the_owner_record(lab: LabInfo,
+                                                          proxy: ProxyProcess) -> None:
+    """Item 8: TXT (BIND's update-policy would apply it) or A at a reverse name."""
+    name = f"31.{REV}"
+    txt = dns.update.UpdateMessage(REV)
+    txt.replace(name, 300, "TXT", '"<script>"')
+    assert_refused(lab, proxy, txt, rules.REVERSE_TYPE)
+    address = dns.update.UpdateMessage(REV)
+    address.replace(name, 300, "A", "10.0.1.31")
+    assert_refused(lab, proxy, address, rules.REVERSE_TYPE)
+    assert bind_lookup(lab, name, "TXT") == () and bind_lookup(lab, name, "A") == ()
+    kea_style = dns.update.UpdateMessage(REV)  # PTR + DHCID, as Kea sends it
+    kea_style.replace(name, 300, "PTR", f"pol-rev.{FWD}")
+    kea_style.replace(name, 300, dhcid(DHCID_A))
+    assert send(proxy, kea_style) == dns.rcode.NOERROR
+    assert bind_lookup(lab, name, "DHCID") == (dhcid(DHCID_A).to_text(),)
+
+
+def test_ptr_to_the_zones_name_server_is_refused(lab: LabInfo, proxy: ProxyProcess) -> None:
+    """Item 8: ns.example.test is the zones' NS target and SOA MNAME, learned from BIND."""
+    name = f"9.{REV}"
+    u = dns.update.UpdateMessage(REV)
+    u.replace(name, 300, "PTR", f"ns.{FWD}")
+    event = assert_refused(lab, proxy, u, rules.PTR_TARGET)
+    assert rules.PROTECTED_NAME_SERVER in event["detail"], event
+    assert bind_lookup(lab, name, "PTR") == ()
+    forward = dns.update.UpdateMessage(FWD)  # the name server's own name: refused too
+    forward.present(f"ns.{FWD}", dhcid(DHCID_A))
+    forward.replace(f"ns.{FWD}", 300, "A", "10.0.1.9")
+    assert_refused(lab, proxy, forward, rules.PROTECTED_NAME_SERVER)
+    assert bind_lookup(lab, f"ns.{FWD}", "A") == (lab.dns_server_ip,)
+
+
+@pytest.mark.parametrize("label", [b"pol<b", b'pol"q', b"pol\x00nul", b"pol\ttab"],
+                         ids=["angle", "quote", "nul", "tab"])
+def test_names_that_are_not_host_names_are_refused(lab: LabInfo, proxy: ProxyProcess,
+                                                   label: bytes) -> None:
+    """Item 9: A owners and PTR targets must be host names; BIND never sees the others."""
+    host = dns.name.Name((label, *dns.name.from_text(FWD).labels))
+    assert_refused(lab, proxy, owned_add(host.to_text(), "10.0.1.34"), rules.NOT_HOST_NAME)
+    assert bind_lookup(lab, host.to_text(), "A") == ()
+    ptr = dns.update.UpdateMessage(REV)
+    ptr.replace(f"34.{REV}", 300, PTR(dns.rdataclass.IN, dns.rdatatype.PTR, host))
+    assert_refused(lab, proxy, ptr, rules.NOT_HOST_NAME)
+    assert bind_lookup(lab, f"34.{REV}", "PTR") == ()
+
+
+def test_update_outside_the_zone_gets_notzone(lab: LabInfo, proxy: ProxyProcess) -> None:
+    """Item 14: RFC 2136 §3.4.1.3 says NOTZONE; the log and audit keep the rule id."""
+    u = owned_add("pol-away.elsewhere.test.", "10.0.1.35")
+    assert_refused(lab, proxy, u, rules.NAME_OUTSIDE_ZONE, rcode=dns.rcode.NOTZONE)
+
+    def row() -> tuple[str, int, str] | None:
+        with contextlib.closing(sqlite3.connect(f"file:{audit_db(proxy.config)}?mode=ro",
+                                                uri=True, timeout=5)) as db:
+            return db.execute("SELECT outcome, rcode, detail FROM audit_log "
+                              "WHERE message_id = ?", (u.id,)).fetchone()
+    outcome, rcode, detail = poll(row, "the audit row")
+    assert (outcome, rcode) == ("denied-policy", dns.rcode.NOTZONE)
+    assert detail.startswith(f"{rules.NAME_OUTSIDE_ZONE}: ")
+
+
+def test_ptr_targets_fail_closed_while_the_name_servers_are_unknown(
+        lab: LabInfo, tmp_path: Path) -> None:
+    """Item 8: nothing answers for the zones' name servers (no upstream listens): PTR
+    adds are refused, forward updates go on to the (unreachable) upstream."""
+    port = free_port(lab.proxy_ip)
+    config = tmp_path / "proxy.toml"
+    config.write_text(render_proxy_config(lab, port=port, upstreams=[("127.0.1.57", "ns")]))
+    dead = ProxyProcess(config, lab.proxy_ip, port).start()
+    try:
+        ptr = dns.update.UpdateMessage(REV)
+        ptr.replace(f"36.{REV}", 300, "PTR", f"pol-dead.{FWD}")
+        event = assert_refused(lab, dead, ptr, rules.PTR_TARGET)
+        assert rules.NS_LIST_UNAVAILABLE in event["detail"], event
+        add = owned_add(f"pol-dead.{FWD}", "10.0.1.36")
+        assert send(dead, add) == dns.rcode.SERVFAIL
+        assert event_of(dead, add)["event"] == "upstream-unreachable"
+    finally:
+        dead.stop()
