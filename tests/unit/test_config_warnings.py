@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 from pathlib import Path
 
@@ -16,18 +15,11 @@ from proxy.cli import main
 from proxy.config import parse_config
 from proxy.config_warnings import config_warnings
 from tests.unit.test_config import keytab, minimal
+from tests.unit.test_lab_secrets import FIXTURES_KEY_SECRET, OLD_LAB_TOKEN, old_lab_secret
 
 __all__ = ["keytab"]  # the fixture
 
 GOOD_SECRET = base64.b64encode(os.urandom(32)).decode()
-
-
-def _old_lab(label: str) -> str:
-    """A secret every lab used before secrets were random: base64(sha256(fixed text))."""
-    return base64.b64encode(hashlib.sha256(f"dnsupdate-lab {label}".encode()).digest()).decode()
-
-
-OLD_LAB_TOKEN = _old_lab("http-token").rstrip("=").replace("+", "-").replace("/", "_")
 
 
 def key(algorithm: str = "hmac-sha256", secret: str = GOOD_SECRET) -> str:
@@ -57,10 +49,10 @@ def warnings_of(keytab: Path, extra: str) -> list[str]:
     (key("hmac-sha512", GOOD_SECRET),
      ["tsig_keys[0].secret: the secret has 32 bytes, fewer than the 64 of hmac-sha512's "
       "output; make a new one (tsig-keygen -a hmac-sha512 dhcp1-key) and set it on both sides"]),
-    (key("hmac-sha256", _old_lab("dhcp1")),
+    (key("hmac-sha256", old_lab_secret("dhcp1")),
      ["tsig_keys[0].secret: this secret is published (a dnsupdate-lab default); make a new "
       "one (tsig-keygen -a hmac-sha256 dhcp1-key) and set it on both sides"]),
-    (key("hmac-sha256", "ZGhjcC1sYWItdHNpZy1rZXktaG1hYy1zaGEyNTYhISE="),  # fixtures' key
+    (key("hmac-sha256", FIXTURES_KEY_SECRET),
      ["tsig_keys[0].secret: this secret is published (a dnsupdate-lab default); make a new "
       "one (tsig-keygen -a hmac-sha256 dhcp1-key) and set it on both sides"]),
     ('[[senders]]\nnetworks = ["10.1.0.0/24", "10.2.0.9"]\naccount = "DHCP2$"\n',
@@ -101,7 +93,7 @@ def test_anonymous_behind_tls_is_not_warned_about(keytab: Path, tmp_path: Path) 
 def test_a_published_secret_in_a_secret_file_names_that_setting(keytab: Path,
                                                                 tmp_path: Path) -> None:
     secret = tmp_path / "dhcp2-key.secret"
-    secret.write_text(_old_lab("dhcp2") + "\n")
+    secret.write_text(old_lab_secret("dhcp2") + "\n")
     extra = (f'[[tsig_keys]]\nname = "dhcp2-key"\nalgorithm = "hmac-sha256"\n'
              f'secret_file = "{secret}"\n')
     assert [w.split(":")[0] for w in warnings_of(keytab, extra)] == ["tsig_keys[0].secret_file"]
@@ -111,7 +103,7 @@ def test_check_config_prints_warnings_and_strict_fails_on_them(
     keytab: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     weak = tmp_path / "weak.toml"
-    weak.write_text(minimal(keytab, key("hmac-md5", _old_lab("dhcp3")) + http("0.0.0.0")))
+    weak.write_text(minimal(keytab, key("hmac-md5", old_lab_secret("dhcp3")) + http("0.0.0.0")))
     assert main(["check-config", str(weak)]) == 0
     out, err = capsys.readouterr()
     assert out == f"{weak}: OK\n"

@@ -12,15 +12,15 @@ from lab.info import LabInfo
 from lab.proxy_config import write_proxy_config
 
 
-def _historical(label: str) -> str:
+def old_lab_secret(label: str) -> str:
     """What every lab used before (a hash of a fixed string): the same on every machine."""
     return base64.b64encode(hashlib.sha256(f"dnsupdate-lab {label}".encode()).digest()).decode()
 
 
-HISTORICAL = {_historical(label) for label in ("dhcp1", "dhcp2", "dhcp3")} | {
-    _historical("http-token").rstrip("=").replace("+", "-").replace("/", "_"),
-    "ZGhjcC1sYWItdHNpZy1rZXktaG1hYy1zaGEyNTYhISE=",  # the captured fixtures' key
-}
+OLD_LAB_TOKEN = old_lab_secret("http-token").rstrip("=").replace("+", "-").replace("/", "_")
+FIXTURES_KEY_SECRET = "ZGhjcC1sYWItdHNpZy1rZXktaG1hYy1zaGEyNTYhISE="  # tests/data/fixtures
+HISTORICAL = {old_lab_secret(label) for label in ("dhcp1", "dhcp2", "dhcp3")} | {
+    OLD_LAB_TOKEN, FIXTURES_KEY_SECRET}
 
 
 def _secrets_in(config: Path) -> list[str]:
