@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from acl.cache import DecisionCache
 from acl.config import DirectoryConfig
-from acl.decision import Decision
+from acl.decision import Decision, DirectoryUnavailable
 from acl.resolver import Resolver
 
 
@@ -51,7 +51,13 @@ class GroupAuthority:
         Raises DirectoryUnavailable; the caller may log it and go on (requests retry).
         """
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.resolver.prepare)
+        try:
+            summary = await loop.run_in_executor(self._executor, self.resolver.prepare)
+        except DirectoryUnavailable as exc:
+            self.cache.stats.failed(exc)
+            raise
+        self.cache.stats.answered()
+        return summary
 
     async def close(self) -> None:
         """Stop reloads, wait for running queries, unbind."""

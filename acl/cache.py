@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -46,6 +47,36 @@ class CacheStats:
     refreshes: int = 0  # of which started ahead of expiry, in the background
     failures: int = 0  # reloads that raised DirectoryUnavailable
     stale: int = 0  # answers from an expired entry within the grace period
+    last_success: float | None = None  # time.time() the directory last answered
+    last_failure: float | None = None  # time.time() it last could not
+    last_error: str | None = None  # why, while the last attempt failed
+
+    def answered(self) -> None:
+        """The directory answered a lookup (or a warm-up)."""
+        self.last_success, self.last_error = time.time(), None
+
+    def failed(self, exc: DirectoryUnavailable) -> None:
+        """The directory could not answer."""
+        self.last_failure, self.last_error = time.time(), str(exc)
+
+
+class DirectoryState(enum.Enum):
+    """How the directory is doing, as far as the lookups have seen."""
+
+    UNTRIED = "untried"  # nothing asked yet
+    OK = "ok"  # the last attempt reached the directory
+    GRACE = "grace"  # the last failed; some cached decisions are still usable
+    PAST_GRACE = "past-grace"  # the last failed; no cached decision is usable
+
+
+@dataclass(frozen=True, slots=True)
+class CachedDecision:
+    """One cache entry: ``expires_in`` seconds from now (negative: expired; usable while
+    the directory is down until ``-grace``)."""
+
+    identity: str
+    decision: Decision
+    expires_in: float
 
 
 class DecisionCache:
@@ -91,6 +122,24 @@ class DecisionCache:
         except DirectoryUnavailable as exc:
             return self._stale(identity, exc)
 
+    def entries(self) -> list[CachedDecision]:
+        """The cached decisions, oldest load first."""
+        now = self.clock()
+        return [CachedDecision(identity, entry.decision, entry.expires_at - now)
+                for identity, entry in list(self._entries.items())]
+
+    def state(self) -> DirectoryState:
+        """See :class:`DirectoryState`; a decision is usable until ``grace`` seconds
+        after its expiry."""
+        st = self.stats
+        if st.last_success is None and st.last_failure is None:
+            return DirectoryState.UNTRIED
+        if st.last_error is None:
+            return DirectoryState.OK
+        now = self.clock()
+        usable = any(now < e.expires_at + self.grace for e in list(self._entries.values()))
+        return DirectoryState.GRACE if usable else DirectoryState.PAST_GRACE
+
     def _stale(self, identity: str, exc: DirectoryUnavailable) -> Decision:
         entry = self._entries.get(identity)
         now = self.clock()
@@ -121,9 +170,11 @@ class DecisionCache:
         self.stats.loads += 1
         try:
             decision = await self._load(identity)
-        except DirectoryUnavailable:
+        except DirectoryUnavailable as exc:
             self.stats.failures += 1
+            self.stats.failed(exc)
             raise
+        self.stats.answered()
         lifetime = self.ttl if decision.verdict is Verdict.MEMBER else self.negative_ttl
         self._entries.pop(identity, None)  # re-insert: dict order = age order
         self._entries[identity] = _Entry(decision, self.clock() + lifetime)

@@ -21,13 +21,15 @@ class Decision:
     ``account`` is the directory account found (None when unknown); ``groups`` the
     configured groups (as written in the configuration) it is in, transitively;
     ``reason`` one sentence for the audit log, e.g. "DHCP2$ is a member of
-    DnsUpdateProxy via DHCP-Site2".
+    DnsUpdateProxy via DHCP-Site2"; ``paths`` how the account is in each of ``groups``,
+    e.g. ``("DnsUpdateProxy via DHCP-Site2",)`` or ``("DnsUpdateProxy (direct)",)``.
     """
 
     verdict: Verdict
     account: str | None
     groups: tuple[str, ...]
     reason: str
+    paths: tuple[str, ...] = ()
 
     @property
     def allowed(self) -> bool:

@@ -91,6 +91,13 @@ class Resolver:
         return computer, f"{computer.name} ({attr} {host} of {address})"
 
     # ------------------------------------------------------------------ groups
+    @property
+    def strategy_name(self) -> str | None:
+        """The membership strategy in use (``in-chain``, ``iterative``), None until the
+        directory was first asked."""
+        strategy = self._strategy
+        return strategy.name if strategy is not None else None
+
     def strategy(self) -> MembershipStrategy:
         """The membership strategy (``auto``: asks the root DSE once)."""
         with self._lock:
@@ -136,7 +143,8 @@ class Resolver:
             parts = [text + (f" via {', '.join(m.via)}" if m.via else " (direct)")
                      for text, m in found]
             reason = f"{label} is a member of {'; '.join(parts)}"
-            return Decision(Verdict.MEMBER, account.name, tuple(t for t, _ in found), reason)
+            return Decision(Verdict.MEMBER, account.name, tuple(t for t, _ in found), reason,
+                            tuple(parts))
         reason = f"{label} is not a member of {', '.join(groups) or 'any group'}"
         if missing:
             reason += f" (not found in the directory: {', '.join(missing)})"

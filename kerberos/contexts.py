@@ -68,6 +68,7 @@ class PoolStats:
     invalidated: int = 0
     last_error: str | None = None
     last_success: float | None = field(default=None)  # time.time() of last negotiation
+    last_failure: float | None = field(default=None)  # time.time() of last failed one
 
 
 class ContextPool:
@@ -88,6 +89,8 @@ class ContextPool:
         self._slots = asyncio.Semaphore(size)
         self._invalid_before = float("-inf")
         self.stats = PoolStats()
+        self.in_use = 0  # contexts lent to a request right now
+        self.negotiating = 0  # TKEY exchanges under way
 
     @property
     def idle_usable(self) -> int:
@@ -100,20 +103,26 @@ class ContextPool:
         """Borrow a usable context (negotiating one if none is idle) for one request."""
         async with self._slots:
             ctx = self._take_idle() or await self.fresh()
+            self.in_use += 1
             try:
                 yield ctx
             finally:
+                self.in_use -= 1
                 if ctx.refresh_state(time.monotonic()) is ContextState.USABLE:
                     self._idle.append(ctx)
 
     async def fresh(self) -> SecurityContext:
         """Negotiate a new context now (raises :class:`KerberosError` on failure)."""
+        self.negotiating += 1
         try:
             negotiated = await self._negotiate()
         except Exception as exc:
             self.stats.negotiation_failures += 1
             self.stats.last_error = str(exc)
+            self.stats.last_failure = time.time()
             raise
+        finally:
+            self.negotiating -= 1
         self.stats.negotiations += 1
         self.stats.last_success = time.time()
         granted = negotiated.expiration - time.time() - EXPIRY_MARGIN

@@ -28,6 +28,8 @@ class KeytabCredentials:
         self._lock = threading.Lock()
         self.acquisitions = 0
         self.last_error: str | None = None
+        #: time.time() when the current ticket expires (None: not acquired, or no end)
+        self.expires_at: float | None = None
 
     def get(self) -> gssapi.Credentials:
         """Current credentials; acquires (blocking, may contact the KDC) when due."""
@@ -64,6 +66,7 @@ class KeytabCredentials:
         self.last_error = None
         self._creds = creds
         self.acquisitions += 1
+        self.expires_at = None if lifetime is None else time.time() + lifetime
         # lifetime None means "indefinite"; re-check hourly anyway
         usable = 3600.0 if lifetime is None else float(lifetime)
         self._refresh_at = time.monotonic() + max(usable - self.refresh_before, usable / 2)

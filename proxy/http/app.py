@@ -1,4 +1,5 @@
-"""The HTTP interface assembled: pages, JSON API, ``/metrics``, ``/healthz``, ``/readyz``.
+"""The HTTP interface assembled: pages, JSON API, ``/metrics``, ``/healthz``, ``/readyz``,
+and with the running proxy's state ``/status`` and ``/senders``.
 
 ``runner = await start_http(config.http, store, metrics, readiness)`` serves it on
 every ``listen`` address (HTTPS with ``tls_cert``/``tls_key``);
@@ -9,11 +10,8 @@ JSON-able dict such as ``{"credentials": "valid until ...", "upstream": "usable"
 
 from __future__ import annotations
 
-import inspect
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -25,11 +23,10 @@ from proxy.http.auth import USER, Access, Negotiator, add_negotiate_reply
 from proxy.http.config import HttpConfig
 from proxy.http.metrics import Metrics
 from proxy.http.pages import AuditPages
+from proxy.http.state_routes import StateViews
+from proxy.http.status import ProxyState, Readiness, check_readiness
 
 log = logging.getLogger("dnsupdate_proxy.http")
-
-ReadyResult = tuple[bool, dict[str, Any]]
-Readiness = Callable[[], ReadyResult | Awaitable[ReadyResult]]
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -64,12 +61,7 @@ class Health:
 
     async def readyz(self, request: web.Request) -> web.Response:
         """200 with the checks when ready, else 503."""
-        try:
-            result = self.readiness()
-            ready, checks = await result if inspect.isawaitable(result) else result
-        except Exception as exc:
-            log.exception("readiness check failed")
-            ready, checks = False, {"readiness": f"check failed: {exc!r}"}
+        ready, checks = await check_readiness(self.readiness)
         return web.json_response({"ready": ready, "checks": checks},
                                  status=200 if ready else 503)
 
@@ -80,8 +72,10 @@ def build_app(
     metrics: Metrics,
     readiness: Readiness,
     negotiator: Negotiator | None = None,
+    state: ProxyState | None = None,
 ) -> web.Application:
-    """The aiohttp application (``negotiator``: default from ``config.keytab``)."""
+    """The aiohttp application (``negotiator``: default from ``config.keytab``; with the
+    running proxy's ``state``, also ``/status`` and ``/senders``)."""
     if negotiator is None and config.keytab:
         negotiator = Negotiator(config.keytab, config.service_principal)
     access = Access(config, negotiator)
@@ -98,6 +92,8 @@ def build_app(
     app.router.add_get("/metrics", serve_metrics)
     AuditApi(db).add_routes(app)
     AuditPages(db, config).add_routes(app)
+    if state is not None:
+        StateViews(state, db, readiness).add_routes(app)
     return app
 
 
@@ -112,11 +108,12 @@ def tls_context(config: HttpConfig) -> ssl.SSLContext | None:
 
 
 async def start_http(
-    config: HttpConfig, store: AuditStore, metrics: Metrics, readiness: Readiness
+    config: HttpConfig, store: AuditStore, metrics: Metrics, readiness: Readiness,
+    state: ProxyState | None = None,
 ) -> web.AppRunner:
     """Serve the interface on every configured address; return the runner to stop it."""
     metrics.track_audit(store)
-    app = build_app(config, store.db, metrics, readiness)
+    app = build_app(config, store.db, metrics, readiness, state=state)
     runner = web.AppRunner(app, access_log_class=AccessLogger,
                            access_log=logging.getLogger("dnsupdate_proxy.http.access"))
     await runner.setup()

@@ -42,7 +42,8 @@ def page(title: str, body: str, user: str, script: str | None = None) -> str:
 <title>{e(title)} · dnsupdate-proxy</title>
 <link rel="stylesheet" href="/static/audit.css">{tag}</head>
 <body><header><a class="brand" href="/audit">dnsupdate-proxy</a>
-<nav><a href="/audit">Audit log</a><a href="/live">Live</a><a href="/metrics">Metrics</a></nav>
+<nav><a href="/status">Status</a><a href="/audit">Audit log</a><a href="/live">Live</a>
+<a href="/senders">Senders</a><a href="/metrics">Metrics</a></nav>
 <span class="user">{e(user)}</span></header>
 <main>{body}</main></body></html>
 """

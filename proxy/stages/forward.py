@@ -29,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dns.rcode
 
@@ -61,6 +61,25 @@ _RELAYED = {
 
 
 @dataclass(slots=True)
+class UpstreamHealth:
+    """What the last tries of one upstream saw (``time.time()`` values)."""
+
+    last_answer: float | None = None  # it answered (whatever it said)
+    last_failure: float | None = None  # no answer in time, unreachable, no context
+    last_error: str | None = None  # why, for the last failure
+    failures: int = 0
+
+    def answered(self) -> None:
+        """An answer came back."""
+        self.last_answer = time.time()
+
+    def failed(self, problem: str) -> None:
+        """A try failed; ``problem`` says why."""
+        self.last_failure, self.last_error = time.time(), problem
+        self.failures += 1
+
+
+@dataclass(slots=True)
 class Upstream:
     """One configured upstream server: its transport, its context pool, its kind."""
 
@@ -69,6 +88,7 @@ class Upstream:
     pool: ContextPool
     dialect: Dialect = BIND
     dhcid: bool = True  # stores DHCID records; if not, the proxy keeps them
+    health: UpstreamHealth = field(default_factory=UpstreamHealth)
 
 
 class _TryNext(Exception):
@@ -105,10 +125,13 @@ class ForwardStage:
                     reply = await self._via(upstream, req, body, remaining)
             except TimeoutError:
                 problems.append(f"{upstream.label}: no answer in time")
+                upstream.health.failed("no answer in time")
                 continue
             except _TryNext as exc:
                 problems.append(f"{upstream.label}: {exc}")
+                upstream.health.failed(str(exc))
                 continue
+            upstream.health.answered()
             answer = self._answer(req, upstream, reply)
             if plan is not None and answer.outcome is Outcome.FORWARDED_OK:
                 plan.commit(self.ownership, req.identity)
