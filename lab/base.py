@@ -29,7 +29,7 @@ from lab.namespace import (
     run_in,
     start_holder,
 )
-from lab.process import owned_pid, pids_in_netns, stop_pidfiles
+from lab.process import PidFiles, owned_pid, pids_in_netns, stop_pidfiles
 
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
@@ -99,6 +99,12 @@ class NamespaceLab:
     def pidfile(self, component: str) -> Path:
         """``DIR/run/<component>.pid``."""
         return self.dir / "run" / f"{component}.pid"
+
+    @property
+    def satellites(self) -> PidFiles:
+        """The processes started for this lab besides its daemons (DHCP clients, DHCP
+        servers, a demo's proxy): :meth:`down` stops them first (``DIR/run/satellites``)."""
+        return PidFiles(self.dir / "run" / "satellites")
 
     def _exe(self, component: str) -> str:
         return HOLDER_EXE if component == "holder" else self.daemons[component]
@@ -208,7 +214,8 @@ class NamespaceLab:
         stop_pidfiles([(self.pidfile(d), exe) for d, exe in self.daemons.items()])
 
     def down(self) -> list[int]:
-        """Stop the daemons, then the holder (SIGTERM, SIGKILL after 10 s), by recorded PID.
+        """Stop the :attr:`satellites`, the daemons, then the holder (SIGTERM, SIGKILL
+        after 10 s), by recorded PID.
 
         The namespaces vanish with their last process. Returns PIDs of processes that
         this lab did not start but that are still inside its network namespace (they
@@ -219,6 +226,7 @@ class NamespaceLab:
             netns = netns_inode(holder) if holder is not None else None
         except OSError:
             netns = None
+        self.satellites.stop_all()
         self._stop_daemons()
         stop_pidfiles([(self.pidfile("holder"), HOLDER_EXE)])
         return pids_in_netns(netns) if netns is not None else []

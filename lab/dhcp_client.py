@@ -64,6 +64,8 @@ class DhcpClient:
         script.chmod(0o755)
         self.pidfile = self.dir / "dhclient.pid"
         self.events_log = self.dir / "events.log"
+        if port.satellites is not None:  # the lab's down stops it if nothing else did
+            port.satellites.add(self.pidfile, "dhclient")
 
     @property
     def fqdn(self) -> str:

@@ -10,7 +10,9 @@ A DHCP server needs a real L2 interface, hence the bridge; two clients with thei
 MACs on one bridge make the name-conflict case possible. Client namespaces are held
 by ``sleep`` processes (:func:`lab.namespace.start_holder`), so nothing is named in
 ``/run/netns`` and a namespace disappears with its holder. :meth:`DhcpNetwork.down`
-deletes the links it created and stops the holders by PID.
+deletes the links it created and stops the holders by PID; the holders (and the
+clients' dhclients) are also recorded in the lab's satellites, which ``down`` of the
+lab stops.
 
 :class:`SourceRoute` makes unbound UDP sockets in the lab namespace that talk to the
 proxy use a chosen source address (the proxy knows DHCP servers by address). Kea's
@@ -29,8 +31,8 @@ from types import TracebackType
 from typing import Any
 
 from lab.mit import LabError, MitLab
-from lab.namespace import run_in, start_holder
-from lab.process import stop_pidfiles
+from lab.namespace import HOLDER_EXE, run_in, start_holder
+from lab.process import PidFiles, stop_pidfiles
 
 BRIDGE = "dhcpbr0"
 GATEWAY = "10.0.1.1"
@@ -50,6 +52,8 @@ class ClientPort:
     mac: str
     link: str  # the veth end on the bridge, in the lab namespace
     ifname: str = CLIENT_IFNAME  # the veth end inside the client namespace
+    #: the lab's record of processes to stop at teardown (the client's dhclient goes there)
+    satellites: PidFiles | None = None
 
     def run(self, argv: Sequence[str], *, check: bool = True,
             timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
@@ -100,8 +104,10 @@ class DhcpNetwork:
 
     def _add_client(self, index: int) -> None:
         pidfile = self.workdir / f"client{index}.holder.pid"
+        self.lab.satellites.add(pidfile, HOLDER_EXE)
         port = ClientPort(index, start_holder(pidfile), pidfile,
-                          f"02:00:00:00:d0:{index:02x}", f"dhcpv{index}")
+                          f"02:00:00:00:d0:{index:02x}", f"dhcpv{index}",
+                          satellites=self.lab.satellites)
         self.ports.append(port)  # from here on, down() stops its holder
         self._lab_sh(
             f"ip link add {port.link} type veth peer name {port.ifname} netns {port.holder_pid}\n"

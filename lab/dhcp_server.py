@@ -1,9 +1,12 @@
 """Running DHCP server daemons inside the MIT lab's namespaces, stopped by their PIDs.
 
 :class:`Daemon` is one foreground program (started with ``MitLab.popen``: nsenter
-execs it, so the Popen PID is the daemon's); it is ready when a marker appears in its
-log. :class:`DhcpServer` is the part Kea and dhcpd share: write the configs, start
-the daemons, stop them, read the log that tells what became of each DNS update.
+execs it, so the Popen PID is the daemon's) in a session of its own, so that a Ctrl-C
+meant for the program that started it does not stop it before that program's teardown
+does; its PID goes to a pid file recorded in the lab's satellites (the lab's ``down``
+stops it if its starter could not). It is ready when a marker appears in its log.
+:class:`DhcpServer` is the part Kea and dhcpd share: write the configs, start the
+daemons, stop them, read the log that tells what became of each DNS update.
 """
 
 from __future__ import annotations
@@ -41,11 +44,19 @@ class Daemon:
         """Where its stdout and stderr go."""
         return self.log.with_name(f"{self.name}.out")
 
+    @property
+    def pidfile(self) -> Path:
+        """Where its PID is written once started."""
+        return self.log.with_name(f"{self.name}.daemon.pid")
+
     def start(self) -> None:
         """Start it (returns at once; see :meth:`wait_ready`)."""
+        self.lab.satellites.add(self.pidfile, Path(self.argv[0]).name)
         with self.out.open("ab") as out:
             self.proc = self.lab.popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
-                                       stdout=out, stderr=subprocess.STDOUT)
+                                       stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
+        self.pidfile.write_text(f"{self.proc.pid}\n")
 
     def wait_ready(self, deadline: float) -> None:
         """Poll the log for the ready marker until ``deadline`` (monotonic)."""

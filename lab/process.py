@@ -118,3 +118,41 @@ def pids_in_netns(netns_inode: int) -> list[int]:
         except OSError:
             continue
     return [pid for pid in found if is_alive(pid)]
+
+
+class PidFiles:
+    """The processes started for a lab besides its daemons (DHCP clients and their
+    namespaces' holders, DHCP servers, a demo's proxy), so that the lab's teardown
+    finds them whoever started them: one line ``<exe>\\t<pid file>`` each in ``path``.
+
+    Only the pid files are recorded; each process is stopped like the daemons, by the
+    PID in its file and only while ``/proc/PID/exe`` is ``exe``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def add(self, pidfile: Path, exe: str) -> None:
+        """Record that ``pidfile`` names (or will name) a process running ``exe``."""
+        entry = (Path(pidfile).resolve(), exe)
+        if entry in self.entries():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as out:
+            out.write(f"{exe}\t{entry[0]}\n")
+
+    def entries(self) -> list[tuple[Path, str]]:
+        """``(pid file, exe)`` in the order recorded."""
+        try:
+            lines = self.path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        return [(Path(pidfile), exe) for exe, _, pidfile in
+                (line.partition("\t") for line in lines) if pidfile]
+
+    def stop_all(self, timeout: float = 10.0) -> list[int]:
+        """Stop every recorded process that still runs (SIGTERM, SIGKILL after
+        ``timeout``), forget them all; the PIDs signalled."""
+        signalled = stop_pidfiles(self.entries(), timeout=timeout)
+        self.path.unlink(missing_ok=True)
+        return signalled

@@ -10,7 +10,7 @@ import pytest
 
 from lab.cli import main
 from lab.namespace import nsenter_argv
-from lab.process import exe_name, is_alive, owned_pid, read_pidfile, stop_pidfiles
+from lab.process import PidFiles, exe_name, is_alive, owned_pid, read_pidfile, stop_pidfiles
 
 
 def test_owned_pid_checks_the_executable(tmp_path: Path) -> None:
@@ -32,6 +32,29 @@ def test_owned_pid_checks_the_executable(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_satellite_record_stops_what_it_names_and_only_that(tmp_path: Path) -> None:
+    record = PidFiles(tmp_path / "run" / "satellites")
+    assert record.entries() == [] and record.stop_all() == []
+    procs = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
+    try:
+        ours, other = (tmp_path / "a b.pid", tmp_path / "other.pid")
+        ours.write_text(f"{procs[0].pid}\n")
+        other.write_text(f"{procs[1].pid}\n")
+        record.add(ours, "sleep")
+        record.add(ours, "sleep")  # recorded once
+        record.add(other, "named")  # its PID runs sleep, not named: left alone
+        record.add(tmp_path / "never-written.pid", "dhclient")
+        assert record.entries() == [(ours.resolve(), "sleep"), (other.resolve(), "named"),
+                                    ((tmp_path / "never-written.pid").resolve(), "dhclient")]
+        assert record.stop_all(timeout=5) == [procs[0].pid]
+        assert not is_alive(procs[0].pid) and procs[1].poll() is None
+        assert not record.path.exists() and record.entries() == []
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 
 def test_zombie_counts_as_stopped() -> None:
