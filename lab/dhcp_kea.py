@@ -17,11 +17,11 @@ import json
 from pathlib import Path
 from typing import Any, Self
 
+from lab.base import NamespaceLab
 from lab.dhcp_config import DdnsTarget, DhcpScope
 from lab.dhcp_net import SourceRoute
 from lab.dhcp_server import Daemon, DhcpServer
 from lab.lab_secrets import write_private
-from lab.mit import MitLab
 
 NCR_ADDRESS = "127.0.0.1"
 NCR_PORT = 53001
@@ -96,7 +96,7 @@ class KeaServer(DhcpServer):
 
     kind = "kea"
 
-    def __init__(self, lab: MitLab, workdir: Path, scope: DhcpScope, target: DdnsTarget,
+    def __init__(self, lab: NamespaceLab, workdir: Path, scope: DhcpScope, target: DdnsTarget,
                  start_timeout: float = 10.0) -> None:
         super().__init__(lab, workdir, scope, target, start_timeout)
         self._route = SourceRoute(lab, target.server, target.source)

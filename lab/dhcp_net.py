@@ -1,4 +1,4 @@
-"""The DHCP network of the lab: a bridge in the MIT lab's namespace, one namespace per client.
+"""The DHCP network of a lab (MIT or Samba): a bridge in its namespace, one namespace per client.
 
 ::
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from lab.mit import LabError, MitLab
+from lab.base import LabError, NamespaceLab
 from lab.namespace import HOLDER_EXE, run_in, start_holder
 from lab.process import PidFiles, stop_pidfiles
 
@@ -64,7 +64,7 @@ class ClientPort:
 class DhcpNetwork:
     """The bridge and client namespaces; use as a context manager or call up/down."""
 
-    def __init__(self, lab: MitLab, workdir: Path, clients: int = 2) -> None:
+    def __init__(self, lab: NamespaceLab, workdir: Path, clients: int = 2) -> None:
         if not 1 <= clients <= 99:
             raise ValueError("between 1 and 99 clients")
         self.lab = lab
@@ -134,7 +134,7 @@ class SourceRoute:
     proxy's address) and restores the previous one on exit.
     """
 
-    def __init__(self, lab: MitLab, destination: str, source: str) -> None:
+    def __init__(self, lab: NamespaceLab, destination: str, source: str) -> None:
         self.lab = lab
         self.destination = destination
         self.source = source

@@ -1,6 +1,6 @@
-"""Running DHCP server daemons inside the MIT lab's namespaces, stopped by their PIDs.
+"""Running DHCP server daemons inside a lab's namespaces (MIT or Samba), stopped by their PIDs.
 
-:class:`Daemon` is one foreground program (started with ``MitLab.popen``: nsenter
+:class:`Daemon` is one foreground program (started with ``NamespaceLab.popen``: nsenter
 execs it, so the Popen PID is the daemon's) in a session of its own, so that a Ctrl-C
 meant for the program that started it does not stop it before that program's teardown
 does; its PID goes to a pid file recorded in the lab's satellites (the lab's ``down``
@@ -20,8 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from lab.base import LabError, NamespaceLab
 from lab.dhcp_config import DdnsTarget, DhcpScope
-from lab.mit import LabError, MitLab
 
 POLL_S = 0.02
 
@@ -29,7 +29,7 @@ POLL_S = 0.02
 class Daemon:
     """One foreground daemon; stdout/stderr go to ``<workdir>/<name>.out``."""
 
-    def __init__(self, lab: MitLab, name: str, argv: Sequence[str], *, log: Path,
+    def __init__(self, lab: NamespaceLab, name: str, argv: Sequence[str], *, log: Path,
                  ready: str, env: Mapping[str, str] | None = None) -> None:
         self.lab = lab
         self.name = name
@@ -95,7 +95,7 @@ class DhcpServer(ABC):
     #: short name, also the sub-directory of the work directory
     kind: str
 
-    def __init__(self, lab: MitLab, workdir: Path, scope: DhcpScope, target: DdnsTarget,
+    def __init__(self, lab: NamespaceLab, workdir: Path, scope: DhcpScope, target: DdnsTarget,
                  start_timeout: float = 10.0) -> None:
         self.lab = lab
         self.scope = scope

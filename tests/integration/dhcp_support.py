@@ -1,15 +1,21 @@
 """Shared steps of the real-DHCP-server tests (Kea and dhcpd): rig, scenario, checks.
 
-A :class:`DhcpRig` (one per test module) is the DHCP network of the lab plus one
-proxy process. :meth:`DhcpRig.scenario` starts one DHCP server for one scenario with
-its own pool and work directory and stops it afterwards, so every scenario begins
-with fresh leases. :class:`Scenario` drives clients and checks each step twice:
-by querying BIND directly and by the proxy's per-request log lines
-(``event=forwarded-ok ... identity=DHCP1$``).
+A :class:`DhcpRig` (one per test module) is the DHCP network of a lab (the MIT lab with
+BIND, or the Samba AD DC lab) plus one proxy process. :meth:`DhcpRig.scenario` starts
+one DHCP server for one scenario with its own pool and work directory and stops it
+afterwards, so every scenario begins with fresh leases. :class:`Scenario` drives clients
+and checks each step twice: by querying the lab's DNS server directly and by the proxy's
+per-request log lines (``event=forwarded-ok ... identity=DHCP1$``). Samba stores no
+DHCID (the proxy keeps it): there a registered name has A and PTR but no DHCID in DNS.
+
+The pytest process lives in the MIT lab's network namespace; for the Samba lab the rig
+enters the Samba lab's namespace to start its proxy, and tests run their steps inside
+``with rig.inside():``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
 from collections.abc import Iterator
@@ -23,11 +29,11 @@ import dns.reversename
 from polling import poll
 from proxy_process import ProxyProcess
 
-from lab import LabInfo, MitLab
+from lab import LabInfo
+from lab.base import NamespaceLab
 from lab.dhcp import DdnsTarget, DhcpClient, DhcpNetwork, DhcpScope, DhcpServer
 from lab.proxy_config import render_proxy_config
 
-FWD = "example.test."
 REV = "1.0.10.in-addr.arpa."
 STEP_TIMEOUT_S = 8.0
 _FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
@@ -35,12 +41,9 @@ _FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
 _POOLS = itertools.cycle(range(100, 200, 10))
 
 
-
-
-
 @dataclass(frozen=True, slots=True)
 class Records:
-    """What BIND holds for one client: A and DHCID at its name, PTR at its address."""
+    """What DNS holds for one client: A and DHCID at its name, PTR at its address."""
 
     a: tuple[str, ...]
     dhcid: tuple[str, ...]
@@ -53,22 +56,24 @@ class Records:
 
 
 def bind_lookup(lab: LabInfo, name: str, rdtype: str) -> tuple[str, ...]:
-    """BIND's own answer (the proxy is not involved)."""
+    """The lab DNS server's own answer (BIND or Samba; the proxy is not involved)."""
     reply = dns.query.udp(dns.message.make_query(name, rdtype), lab.dns_server_ip, timeout=2)
     return tuple(sorted(rd.to_text() for rrset in reply.answer for rd in rrset))
 
 
 def bind_records(lab: LabInfo, fqdn: str, address: str) -> Records:
-    """The A/DHCID records of ``fqdn`` and the PTR of ``address``, from BIND."""
+    """The address (A, or AAAA for an IPv6 ``address``) and DHCID records of ``fqdn`` and
+    the PTR of ``address``, from the lab's DNS server."""
     ptr = dns.reversename.from_address(address).to_text()
-    return Records(bind_lookup(lab, fqdn, "A"), bind_lookup(lab, fqdn, "DHCID"),
+    family = "AAAA" if ":" in address else "A"
+    return Records(bind_lookup(lab, fqdn, family), bind_lookup(lab, fqdn, "DHCID"),
                    bind_lookup(lab, ptr, "PTR"))
 
 
 def serials(lab: LabInfo) -> tuple[int, ...]:
-    """SOA serials of both zones, straight from BIND."""
+    """SOA serials of the lab's zones, straight from its DNS server."""
     out = []
-    for zone in (FWD, REV):
+    for zone in lab.zones:
         reply = dns.query.udp(dns.message.make_query(zone, "SOA"), lab.dns_server_ip, timeout=2)
         out.append(reply.answer[0][0].serial)
     return tuple(out)
@@ -84,7 +89,7 @@ def request_events(log_text: str) -> list[dict[str, str]]:
 
 
 class Scenario:
-    """One DHCP server with clients; every step checked in BIND and in the proxy log."""
+    """One DHCP server with clients; every step checked in DNS and in the proxy log."""
 
     def __init__(self, rig: DhcpRig, server: DhcpServer, workdir: Path) -> None:
         self.rig = rig
@@ -97,7 +102,8 @@ class Scenario:
     def client(self, index: int, hostname: str) -> DhcpClient:
         """A dhclient on client port ``index`` (1-based) asking for ``hostname``."""
         client = DhcpClient(self.rig.network.ports[index - 1],
-                            self.workdir / f"client{len(self.clients) + 1}", hostname)
+                            self.workdir / f"client{len(self.clients) + 1}", hostname,
+                            domain=self.lab.domain)
         self.clients.append(client)
         return client
 
@@ -113,7 +119,7 @@ class Scenario:
         return poll(found, f"{count} proxy log lines") if count else found() or []
 
     def records(self, client: DhcpClient, address: str) -> Records:
-        """BIND's records for ``client`` at ``address``."""
+        """The DNS server's records for ``client`` at ``address``."""
         return bind_records(self.lab, client.fqdn, address)
 
     def check_sender(self, events: list[dict[str, str]]) -> None:
@@ -126,21 +132,23 @@ class Scenario:
 
     # ----- the steps of a lease's life
     def grant(self, index: int, hostname: str) -> tuple[DhcpClient, str, Records]:
-        """Lease granted → A, DHCID and PTR in BIND; two requests forwarded (fwd + rev)."""
+        """Lease granted → A and PTR in DNS, and the DHCID (in BIND; Samba has none: the
+        proxy keeps it); two requests forwarded (fwd + rev)."""
         mark = self.proxy_mark()
         client = self.client(index, hostname)
         address = client.acquire()
+        dhcids = 1 if self.rig.dhcid_in_dns else 0
 
         def registered() -> Records | None:
             found = self.records(client, address)
-            return found if found.a and found.dhcid and found.ptr else None
+            return found if found.a and found.ptr and len(found.dhcid) == dhcids else None
 
-        records = poll(registered, f"A, DHCID and PTR of {client.fqdn} in BIND")
+        records = poll(registered, f"A and PTR of {client.fqdn} in DNS")
         assert records.a == (address,) and records.ptr == (client.fqdn,)
-        assert len(records.dhcid) == 1
+        assert len(records.dhcid) == dhcids
         events = self.proxy_events(mark, 2)
         assert [e["event"] for e in events] == ["forwarded-ok"] * 2, events
-        assert {e["zone"] for e in events} == {FWD, REV}
+        assert {e["zone"] for e in events} == {self.rig.forward_zone, REV}
         self.check_sender(events)
         return client, address, records
 
@@ -179,7 +187,7 @@ class Scenario:
         """DHCPRELEASE → A, DHCID and PTR removed (three forwarded UPDATEs)."""
         mark = self.proxy_mark()
         client.release()
-        poll(lambda: self.records(client, address).empty, f"{client.fqdn} removed from BIND")
+        poll(lambda: self.records(client, address).empty, f"{client.fqdn} removed from DNS")
         events = self.proxy_events(mark, 3)
         assert [e["event"] for e in events] == ["forwarded-ok"] * 3, events
         self.check_sender(events)
@@ -204,23 +212,32 @@ class Scenario:
 
 
 class DhcpRig:
-    """The DHCP network of the lab and a proxy (module fixture); scenarios run on it."""
+    """The DHCP network of a lab and a proxy (module fixture); scenarios run on it."""
 
-    def __init__(self, mit_lab: MitLab, workdir: Path) -> None:
-        self.mit_lab = mit_lab
-        self.info = mit_lab.info
+    def __init__(self, lab: NamespaceLab, workdir: Path, clients: int = 2) -> None:
+        self.lab = lab
+        self.info = lab.info
         self.workdir = workdir
-        self.network = DhcpNetwork(mit_lab, workdir / "net")
+        #: BIND stores the DHCID; Samba cannot (the proxy keeps it in its ownership store)
+        self.dhcid_in_dns = self.info.flavour != "samba"
+        self.forward_zone = f"{self.info.domain}."
+        self.network = DhcpNetwork(lab, workdir / "net", clients)
         config = workdir / "proxy.toml"
         config.write_text(render_proxy_config(self.info))
         self.proxy = ProxyProcess(config, self.info.proxy_ip)
 
+    def inside(self) -> contextlib.AbstractContextManager[None]:
+        """The calling thread in the lab's network namespace (and env) for the block."""
+        return self.lab.joined()
+
     @contextmanager
     def running(self) -> Iterator[DhcpRig]:
-        """Network up and proxy started; both stopped on exit (by PID)."""
+        """Network up and proxy started (in the lab's namespace); both stopped on exit
+        (by PID)."""
         with ExitStack() as stack:
             stack.enter_context(self.network)
-            self.proxy.start()
+            with self.inside():
+                self.proxy.start()
             stack.callback(self.proxy.stop)
             yield self
 
@@ -229,9 +246,10 @@ class DhcpRig:
                  label: str) -> Iterator[Scenario]:
         """Start a ``server_type`` for ``target`` on a fresh pool; stop it and its clients."""
         first = next(_POOLS)
-        scope = DhcpScope().with_pool(f"10.0.1.{first}", f"10.0.1.{first + 9}")
+        scope = DhcpScope(domain=self.forward_zone).with_pool(f"10.0.1.{first}",
+                                                              f"10.0.1.{first + 9}")
         workdir = self.workdir / label
-        with server_type(self.mit_lab, workdir, scope, target) as server:
+        with server_type(self.lab, workdir, scope, target) as server:
             scenario = Scenario(self, server, workdir)
             try:
                 yield scenario
