@@ -38,7 +38,7 @@ from proxy.handler import Observer, RequestHandler
 from proxy.http.app import start_http
 from proxy.http.metrics import Metrics
 from proxy.nameservers import name_server_provider
-from proxy.ownership import open_store
+from proxy.ownership import OwnershipStore, location
 from proxy.pipeline import Pipeline, build_pipeline
 from proxy.replay import ReplayMemory
 from proxy.requestlog import log_request
@@ -71,7 +71,8 @@ class ProxyApp:
         self.serialize = SerializeStage()  # kept across reloads: in-flight state
         self.replay_memory = ReplayMemory(config.listen.tsig_window,
                                           config.listen.tsig_replay_memory)  # kept too
-        self.ownership = open_store(config.ownership_db)  # DHCID kept for upstreams without
+        # DHCID kept for upstreams without it; opened at start if used (else on first use)
+        self.ownership = OwnershipStore(location(config.ownership_db, config.audit))
         self.groups = self._groups(config)
         self.pipeline = self._build(config)
         self.metrics = Metrics()
@@ -153,8 +154,9 @@ class ProxyApp:
         if new.listen != self.config.listen:
             log.warning("reload: [listen] changes take effect only after a restart")
             new.listen = self.config.listen
-        if new.ownership_db != self.config.ownership_db:
-            log.warning("reload: ownership_db changes take effect only after a restart")
+        if (location(new.ownership_db, new.audit)
+                != location(self.config.ownership_db, self.config.audit)):
+            log.warning("reload: a new ownership_db takes effect only after a restart")
             new.ownership_db = self.config.ownership_db
         old_config, old_credentials = self.config, self.credentials
         if new.kerberos != old_config.kerberos:
@@ -234,6 +236,9 @@ class ProxyApp:
         """Open the audit log, bind listeners and HTTP, warm contexts and directory."""
         self.audit = await start_audit(self.config.audit)
         self.handler.observers.append(self.audit.record)
+        if not all(u.dhcid for u in self.upstreams):
+            await self.ownership.open()
+            log.info("DHCID ownership store: %s", self.ownership.where)
         await self.server.start()
         if self.config.http is not None:
             self._http = await start_http(self.config.http, self.audit, self.metrics,
@@ -274,7 +279,7 @@ class ProxyApp:
             upstream.transport.close()
         if self.groups is not None:
             await self.groups.close()
-        self.ownership.close()
+        await self.ownership.close()
         if self._http is not None:
             await self._http.cleanup()
         if self.audit is not None:

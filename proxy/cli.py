@@ -31,7 +31,9 @@ def _check_config(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from proxy import eventloop
     from proxy.app import ProxyApp
+    from proxy.audit import AuditUnavailable
     from proxy.logsetup import setup_logging
+    from proxy.ownership import OwnershipUnavailable
 
     try:
         config = load_config(args.config)
@@ -50,6 +52,9 @@ def _serve(args: argparse.Namespace) -> int:
         eventloop.run(ProxyApp(config, config_path=Path(args.config)).run(), loop)
     except OSError as exc:
         print(f"dnsupdate-proxy: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    except (AuditUnavailable, OwnershipUnavailable) as exc:
+        print(f"dnsupdate-proxy: {exc}", file=sys.stderr)
         return 1
     return 0
 

@@ -276,8 +276,11 @@ class Config:
         "restart."
     )
     ownership_db: str | None = setting(
-        None, doc="SQLite file where the proxy keeps DHCID ownership for upstreams without "
-        "DHCID (default: memory only, forgotten on restart). Changes need a restart."
+        None, doc="Where the proxy keeps DHCID ownership for upstreams without DHCID: a "
+        "SQLite file, a 'postgresql://' URI (several proxies share one store) or ':memory:' "
+        "(forgotten on restart). Default: the audit database when [audit] backend is "
+        "'postgres', else 'ownership.sqlite3' in the directory of audit.sqlite_path. "
+        "Changes need a restart."
     )
 
     def check(self, path: str) -> list[str]:
@@ -293,7 +296,8 @@ class Config:
         if len({u.has_dhcid() for u in self.upstreams}) > 1:
             problems.append("upstreams: some store DHCID and some do not; give all the same "
                             "dhcid setting (the proxy's ownership store must see every update)")
-        if self.ownership_db and not os.path.isdir(os.path.dirname(self.ownership_db) or "."):
+        if (self.ownership_db and not _not_a_file(self.ownership_db)
+                and not os.path.isdir(os.path.dirname(self.ownership_db) or ".")):
             problems.append(f"ownership_db: directory of {self.ownership_db!r} does not exist")
         return problems
 
@@ -323,11 +327,17 @@ _PATH_KEYS = {"keytab", "krb5_config", "secret_file", "ca_file", "bind_password_
               "ownership_db", "sqlite_path", "tls_cert", "tls_key", "token_file"}
 
 
+def _not_a_file(value: str) -> bool:
+    """Whether a path setting holds a URI or SQLite's ':memory:' instead of a file."""
+    return value == ":memory:" or "://" in value
+
+
 def _resolve_paths(node: object, base_dir: Path) -> None:
     """Make the file-path settings in ``node`` absolute relative to the config file."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if key in _PATH_KEYS and isinstance(value, str) and not os.path.isabs(value):
+            if (key in _PATH_KEYS and isinstance(value, str) and not os.path.isabs(value)
+                    and not _not_a_file(value)):
                 node[key] = str(base_dir / value)
             else:
                 _resolve_paths(value, base_dir)

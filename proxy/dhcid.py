@@ -1,14 +1,17 @@
 """DHCID for upstreams that lack it (Samba): the proxy holds the DHCID RRs and checks them.
 
-Contract: :func:`plan` takes a parsed UPDATE and its wire without TSIG. It returns
+Contract: :func:`plan` takes a parsed UPDATE, its wire without TSIG and the
+:class:`~proxy.ownership.OwnershipStore` (it reads the store, never writes it). It returns
 None when the update has no DHCID RR, no DHCID prerequisite and deletes no name the
 store holds (forward it as is).
 Otherwise it checks every DHCID prerequisite against the :mod:`proxy.ownership` store
 (RFC 2136 §3.2: "RRset exists", value-independent or value-dependent, and "RRset does
 not exist") and raises :class:`DhcidPrerequisiteFailed` with the rcode the server
 would have sent (NXRRSET/YXRRSET), or returns a :class:`DhcidPlan`: the update wire
-without any DHCID RR or DHCID prerequisite, and the DHCID changes to record. Call
-:meth:`DhcidPlan.commit` only after the upstream applied the rest (NOERROR). Name
+without any DHCID RR or DHCID prerequisite, and the DHCID changes to record. Give
+``plan.changes`` to :meth:`~proxy.ownership.OwnershipStore.apply` only after the
+upstream applied the rest (NOERROR). A store that cannot be read raises
+:class:`~proxy.ownership.OwnershipUnavailable`. Name
 prerequisites ("name in use"/"not in use") stay with the upstream, which sees only the
 names' other records; when it confirms "name not in use", whatever the store still
 held for that name was stale and is replaced.
@@ -25,7 +28,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.update
 
-from proxy.ownership import MemoryOwnershipStore
+from proxy.ownership import Changes, OwnershipStore
 from proxy.update import ParsedUpdate, UpdateRR
 
 DHCID = dns.rdatatype.DHCID
@@ -47,34 +50,17 @@ class DhcidPlan:
     body: bytes
     stripped: int  # DHCID RRsets removed from the prerequisite and update sections
     #: per name, in update order: ("add"|"remove", values) or ("clear", ())
-    changes: dict[dns.name.Name, list[tuple[str, frozenset[bytes]]]] = field(
-        default_factory=dict)
-
-    def commit(self, store: MemoryOwnershipStore, identity: str | None) -> None:
-        """Apply the recorded DHCID changes to ``store`` (after the upstream's NOERROR)."""
-        for name, ops in self.changes.items():
-            current = store.get(name)
-            values = set(current.dhcids) if current else set()
-            owner = current.identity if current else None
-            for op, rdatas in ops:
-                if op == "clear":
-                    values.clear()
-                elif op == "add":
-                    values |= rdatas
-                    owner = identity
-                else:
-                    values -= rdatas
-            store.put(name, frozenset(values), owner)
+    changes: Changes = field(default_factory=dict)
 
 
 def _values(update: ParsedUpdate, records: list[UpdateRR]) -> frozenset[bytes]:
     return frozenset(update.rdata_bytes(rr) for rr in records)  # DHCID data has no names
 
 
-def _check(update: ParsedUpdate, name: dns.name.Name, rdclass: int,
-           records: list[UpdateRR], store: MemoryOwnershipStore) -> None:
+async def _check(update: ParsedUpdate, name: dns.name.Name, rdclass: int,
+                 records: list[UpdateRR], store: OwnershipStore) -> None:
     """One DHCID prerequisite: ``records`` of class ``rdclass`` on ``name``."""
-    entry = store.get(name)
+    entry = await store.get(name)
     held = entry.dhcids if entry else frozenset()
     owner = f" (recorded for {entry.identity})" if entry and entry.identity else ""
     if rdclass == dns.rdataclass.ANY and not held:
@@ -97,9 +83,8 @@ def _grouped(records: tuple[UpdateRR, ...]) -> RRsets:
     return groups
 
 
-def _changes(update: ParsedUpdate, prerequisites: RRsets,
-             ) -> dict[dns.name.Name, list[tuple[str, frozenset[bytes]]]]:
-    changes: dict[dns.name.Name, list[tuple[str, frozenset[bytes]]]] = {}
+def _changes(update: ParsedUpdate, prerequisites: RRsets) -> Changes:
+    changes: Changes = {}
     for name, rdtype, rdclass in prerequisites:
         # "name not in use" confirmed upstream: a stale entry
         if rdclass == dns.rdataclass.NONE and rdtype == dns.rdatatype.ANY:
@@ -115,17 +100,19 @@ def _changes(update: ParsedUpdate, prerequisites: RRsets,
     return {name: ops for name, ops in changes.items() if ops}
 
 
-def plan(update: ParsedUpdate, body: bytes,
-         store: MemoryOwnershipStore) -> DhcidPlan | None:
+async def plan(update: ParsedUpdate, body: bytes, store: OwnershipStore) -> DhcidPlan | None:
     """See the module docstring."""
     prerequisites = _grouped(update.prerequisites)
     changes = _changes(update, prerequisites)
     if not any(r.rdtype == DHCID for r in (*update.prerequisites, *update.updates)):
         # no DHCID here, but deleting a whole name also ends its recorded ownership
-        return DhcidPlan(body, 0, changes) if any(map(store.get, changes)) else None
+        for name in changes:
+            if await store.get(name) is not None:
+                return DhcidPlan(body, 0, changes)
+        return None
     for (name, rdtype, rdclass), records in prerequisites.items():
         if rdtype == DHCID:
-            _check(update, name, rdclass, records, store)
+            await _check(update, name, rdclass, records, store)
     stripped = dns.message.from_wire(body)
     assert isinstance(stripped, dns.update.UpdateMessage)
     before = len(stripped.prerequisite) + len(stripped.update)

@@ -28,6 +28,7 @@ class Outcome(enum.Enum):
     DENIED_NOT_MEMBER = ("denied-not-member", dns.rcode.REFUSED)
     DENIED_POLICY = ("denied-policy", dns.rcode.REFUSED)
     DIRECTORY_UNAVAILABLE = ("directory-unavailable", dns.rcode.REFUSED)
+    OWNERSHIP_UNAVAILABLE = ("ownership-unavailable", dns.rcode.SERVFAIL)  # DHCID store down
     RETRANSMIT_ANSWERED = ("retransmit-answered", None)  # the original's answer, not re-sent
     REPLAY_REFUSED = ("replay-refused", dns.rcode.REFUSED)  # a signed request seen before
     DROPPED = ("dropped", None)  # no reply at all: unreadable header, overload, draining

@@ -1,9 +1,9 @@
-"""What the shared audit database code needs from a concrete database.
+"""What the shared database code needs from a concrete database (SQLite or PostgreSQL).
 
-A backend provides two :class:`Connection` handles — ``writer`` (used only by the
-audit writer task) and ``reader`` (queries from the HTTP API) — and ``locked()``,
-an exclusive transaction for migrations. Statements are passed with ``?``
-placeholders; a connection translates them to its driver's style.
+A backend provides two :class:`Connection` handles — ``writer`` (the audit writer
+task; the DHCID ownership store, :mod:`proxy.ownership`) and ``reader`` (queries from
+the HTTP API) — and ``locked()``, an exclusive transaction for migrations. Statements
+are passed with ``?`` placeholders; a connection translates them to its driver's style.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ class Connection(Protocol):
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run a query; return its rows."""
+        ...
+
+    async def transact(self, statements: Sequence[tuple[str, Row]]) -> None:
+        """Run ``(sql, params)`` statements in order in one transaction (all or nothing)."""
         ...
 
 

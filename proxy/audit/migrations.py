@@ -1,10 +1,12 @@
-"""Numbered schema migrations, applied in order, recorded in ``audit_schema_version``.
+"""Numbered schema migrations, applied in order, recorded in a version table.
 
-Add a migration by appending to :data:`MIGRATIONS` with the next number; never edit
-one that has shipped. Statements use the ``{id_pk}``, ``{float}`` and ``{json}``
-type slots of :class:`~proxy.audit.query.Dialect`. Several proxies may start at
-once against one PostgreSQL database: the backend's ``locked()`` transaction
-serialises them.
+A :class:`Schema` is one set of tables with its own migrations and version table: the
+audit log (:data:`AUDIT`, ``audit_schema_version``) and the DHCID ownership store
+(:mod:`proxy.ownership`) may share one database. Add a migration by appending to a
+schema's list with the next number; never edit one that has shipped. Statements use
+the ``{id_pk}``, ``{float}`` and ``{json}`` type slots of
+:class:`~proxy.audit.query.Dialect`. Several proxies may start at once against one
+PostgreSQL database: the backend's ``locked()`` transaction serialises them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,21 @@ class Migration:
     version: int
     description: str
     statements: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Tables migrated together: what they are (for messages), their version table and
+    their migrations in order."""
+
+    what: str
+    version_table: str
+    migrations: tuple[Migration, ...]
+
+    @property
+    def latest(self) -> int:
+        """The version of the last migration."""
+        return self.migrations[-1].version
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -66,29 +83,30 @@ MIGRATIONS: tuple[Migration, ...] = (
     )),
 )
 
-LATEST = MIGRATIONS[-1].version
+AUDIT = Schema("audit database", VERSION_TABLE, MIGRATIONS)
+LATEST = AUDIT.latest
 
 
-async def migrate(backend: Backend) -> int:
-    """Apply the pending migrations; return the schema version now in place."""
-    dialect = backend.dialect
+async def migrate(backend: Backend, schema: Schema = AUDIT) -> int:
+    """Apply ``schema``'s pending migrations; return its version now in place."""
+    dialect, table = backend.dialect, schema.version_table
     async with backend.locked() as conn:
         await conn.execute(dialect.ddl(
-            f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER PRIMARY KEY, "
+            f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER PRIMARY KEY, "
             "description TEXT NOT NULL, applied_at {float} NOT NULL)"
         ))
-        rows = await conn.fetch(f"SELECT max(version) FROM {VERSION_TABLE}")
+        rows = await conn.fetch(f"SELECT max(version) FROM {table}")
         current = rows[0][0] or 0
-        if current > LATEST:
+        if current > schema.latest:
             raise SchemaTooNew(
-                f"the audit database has schema version {current} but this proxy knows only "
-                f"up to {LATEST}: upgrade the proxy or point it at another database"
+                f"the {schema.what} has schema version {current} but this proxy knows only "
+                f"up to {schema.latest}: upgrade the proxy or point it at another database"
             )
-        for migration in MIGRATIONS[current:]:
+        for migration in schema.migrations[current:]:
             for statement in migration.statements:
                 await conn.execute(dialect.ddl(statement))
             await conn.execute(
-                f"INSERT INTO {VERSION_TABLE} (version, description, applied_at) VALUES (?, ?, ?)",
+                f"INSERT INTO {table} (version, description, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.description, time.time()),
             )
-    return LATEST
+    return schema.latest

@@ -8,7 +8,7 @@ together do not race.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -49,6 +49,18 @@ class PostgresConnection:
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run a query; return its rows."""
         return await self._target.fetch(POSTGRES.sql(sql), *params)
+
+    async def transact(self, statements: Sequence[tuple[str, Row]]) -> None:
+        """Run ``(sql, params)`` statements in order in one transaction."""
+        async with self._connection() as conn, conn.transaction():
+            for sql, params in statements:
+                await conn.execute(POSTGRES.sql(sql), *params)
+
+    def _connection(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """One connection: leased from the pool, or the pinned one."""
+        if isinstance(self._target, asyncpg.Pool):
+            return self._target.acquire()  # type: ignore[return-value]
+        return nullcontext(self._target)
 
 
 class PostgresBackend:

@@ -66,6 +66,17 @@ class SqliteConnection:
             self._db.execute("BEGIN")
             self._db.executemany(sql, rows)
 
+    async def transact(self, statements: Sequence[tuple[str, Row]]) -> None:
+        """Run ``(sql, params)`` statements in one write transaction (one call of the
+        connection's thread: no other statement runs in between)."""
+        await self._run(self._transact, statements)
+
+    def _transact(self, statements: Sequence[tuple[str, Row]]) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for sql, params in statements:
+                self._db.execute(sql, params)
+
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run a query; return its rows."""
         return await self._run(lambda: self._db.execute(sql, params).fetchall())

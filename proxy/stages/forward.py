@@ -11,7 +11,9 @@ expired context) — drops that context and every older one and resends on a con
 negotiated after the loss; the client never sees it. An echoed REFUSED on such a
 fresh context is a real refusal. For an upstream without
 DHCID (Samba) the DHCID records and prerequisites are kept by the proxy
-(:mod:`proxy.dhcid`, :mod:`proxy.ownership`) and left out of the forwarded update.
+(:mod:`proxy.dhcid`, :mod:`proxy.ownership`) and left out of the forwarded update; the
+store is read within the deadline before forwarding and written after the upstream's
+NOERROR.
 
 Output: ``req.upstream``, ``req.upstream_rcode`` (what the upstream said),
 ``req.upstream_verified`` (whether its TSIG verified; echoes never do), ``req.notes``
@@ -20,7 +22,9 @@ Output: ``req.upstream``, ``req.upstream_rcode`` (what the upstream said),
 is relayed as REFUSED). Rejects: no upstream answered → SERVFAIL; a reply that does
 not verify, an unverified NOERROR (except a Windows echo), or repeated TSIG errors →
 SERVFAIL; a DHCID prerequisite that the ownership store refutes → its rcode
-(NXRRSET/YXRRSET), without forwarding.
+(NXRRSET/YXRRSET), without forwarding; an ownership store that cannot be read (nothing
+forwarded) or written (the upstream applied the update) → SERVFAIL,
+``ownership-unavailable``.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from proxy.config import ForwardConfig
 from proxy.context import RequestContext
 from proxy.dialects import BIND, Dialect
 from proxy.outcome import Outcome, Reject
-from proxy.ownership import MemoryOwnershipStore
+from proxy.ownership import MEMORY, OwnershipStore, OwnershipUnavailable
 from proxy.pipeline import Answer, Next
 from proxy.upstream import UpstreamTransport, UpstreamUnreachable
 from proxy.upstream_reply import (
@@ -101,10 +105,10 @@ class ForwardStage:
     name = "forward"
 
     def __init__(self, upstreams: Sequence[Upstream], policy: ForwardConfig,
-                 ownership: MemoryOwnershipStore | None = None) -> None:
+                 ownership: OwnershipStore | None = None) -> None:
         self.upstreams = list(upstreams)
         self.policy = policy
-        self.ownership = ownership if ownership is not None else MemoryOwnershipStore()
+        self.ownership = ownership if ownership is not None else OwnershipStore(MEMORY)
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
         problems: list[str] = []
@@ -115,7 +119,7 @@ class ForwardStage:
                 problems.append("deadline reached")
                 break
             req.upstream = upstream.label
-            plan = None if upstream.dhcid else self._plan(req, upstream)
+            plan = None if upstream.dhcid else await self._plan(req, upstream, remaining)
             body = plan.body if plan is not None else req.body
             try:
                 # the per-try limit leaves time to fail over; the last upstream may use
@@ -134,16 +138,24 @@ class ForwardStage:
             upstream.health.answered()
             answer = self._answer(req, upstream, reply)
             if plan is not None and answer.outcome is Outcome.FORWARDED_OK:
-                plan.commit(self.ownership, req.identity)
+                await self._commit(req, upstream, plan)
             return answer
         raise Reject(Outcome.UPSTREAM_UNREACHABLE,
                      "no upstream answered: " + "; ".join(problems))
 
-    def _plan(self, req: RequestContext, upstream: Upstream) -> dhcid.DhcidPlan | None:
+    async def _plan(self, req: RequestContext, upstream: Upstream,
+                    remaining: float) -> dhcid.DhcidPlan | None:
         """DHCID emulation for an upstream without DHCID (see :mod:`proxy.dhcid`)."""
         assert req.update is not None
         try:
-            plan = dhcid.plan(req.update, req.body, self.ownership)
+            async with asyncio.timeout(remaining):
+                plan = await dhcid.plan(req.update, req.body, self.ownership)
+        except TimeoutError:
+            raise Reject(Outcome.OWNERSHIP_UNAVAILABLE,
+                         f"the DHCID ownership store ({self.ownership.where}) did not answer "
+                         "within the deadline; not forwarded") from None
+        except OwnershipUnavailable as exc:
+            raise Reject(Outcome.OWNERSHIP_UNAVAILABLE, f"{exc}; not forwarded") from None
         except dhcid.DhcidPrerequisiteFailed as exc:
             req.notes.append(f"DHCID prerequisite checked by the proxy ({upstream.label} has "
                              f"no DHCID): {exc.detail}; not forwarded")
@@ -152,6 +164,19 @@ class ForwardStage:
             req.notes.append(f"DHCID kept by the proxy ({upstream.label} has no DHCID): "
                              f"{plan.stripped} DHCID RRset(s) left out of the forwarded update")
         return plan
+
+    async def _commit(self, req: RequestContext, upstream: Upstream,
+                      plan: dhcid.DhcidPlan) -> None:
+        """Record the DHCID changes of an update ``upstream`` applied. Not bounded by the
+        deadline: a late record still lets the client's retry find its DHCID."""
+        try:
+            await self.ownership.apply(plan.changes, req.identity)
+        except OwnershipUnavailable as exc:
+            log.error("%s applied request %s from %s, but its DHCID ownership was not "
+                      "recorded: %s", upstream.label, req.request_id, req.client_text, exc)
+            raise Reject(Outcome.OWNERSHIP_UNAVAILABLE,
+                         f"{upstream.label} applied the update but its DHCID ownership was not "
+                         f"recorded: {exc}") from None
 
     async def _via(self, upstream: Upstream, req: RequestContext, body: bytes,
                    timeout: float) -> UpstreamReply:

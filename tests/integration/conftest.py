@@ -7,9 +7,11 @@ can ``from gss_client import GssTsigSession, keytab_credentials``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres_support import postgres_server
 
 _HERE = Path(__file__).parent
 
@@ -19,3 +21,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _HERE in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def postgres_socket_dir() -> Iterator[Path]:
+    """A running PostgreSQL server for the session (postgres_support.py); its socket dir."""
+    yield from postgres_server()

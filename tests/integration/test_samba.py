@@ -177,6 +177,39 @@ def test_second_client_cannot_take_over_a_name(samba: LabInfo, proxy: ProxyProce
     assert lookup(samba, host) == []
 
 
+def test_ownership_survives_a_proxy_restart(samba: LabInfo, tmp_path: Path) -> None:
+    """The store is a file by default (next to the audit log): after the proxy is killed
+    and started again, the owner still updates and removes its name, another client
+    still cannot take it."""
+    proxy = _start_proxy(samba, tmp_path)
+    host = f"restart-{int(time.time())}.{FWD}"
+    first, second = dhcid(host, b"\x01client-one"), dhcid(host, b"\x01client-two")
+    try:
+        add = (f"zone {FWD}\nprereq nxdomain {host}\nupdate add {host} 300 A 10.0.1.41\n"
+               f"update add {host} 300 DHCID {first}\n")
+        assert nsupdate(proxy, add, "127.0.3.1").returncode == 0
+        assert proxy.proc is not None
+        proxy.proc.kill()  # SIGKILL: nothing is flushed at exit
+        proxy.proc.wait()
+        assert (tmp_path / "ownership.sqlite3").is_file()
+        proxy.start()
+        take_over = (f"zone {FWD}\nprereq yxrrset {host} DHCID {second}\n"
+                     f"update delete {host} A\nupdate add {host} 300 A 10.0.1.42\n")
+        refused = nsupdate(proxy, take_over, "127.0.3.2")
+        assert refused.returncode != 0 and "NXRRSET" in refused.stderr
+        assert "recorded for DHCP1$" in last_request_line(proxy)
+        replace = (f"zone {FWD}\nprereq yxrrset {host} DHCID {first}\n"
+                   f"update delete {host} A\nupdate add {host} 300 A 10.0.1.43\n")
+        assert nsupdate(proxy, replace, "127.0.3.1").returncode == 0
+        assert lookup(samba, host) == ["10.0.1.43"]
+        remove = (f"zone {FWD}\nprereq yxrrset {host} DHCID {first}\n"
+                  f"prereq nxrrset {host} AAAA\nupdate delete {host}\n")
+        assert nsupdate(proxy, remove, "127.0.3.1").returncode == 0
+        assert lookup(samba, host) == []
+    finally:
+        proxy.stop()
+
+
 # ---------------------------------------------------------------- Samba's answers
 async def _direct(info: LabInfo, key: str, update: dns.update.UpdateMessage,
                   negotiated: NegotiatedKey | None = None) -> UpstreamReply:
