@@ -89,6 +89,12 @@ class AuditDatabase:
         sql, params = query.select_new(flt, after_id, limit)
         return [to_entry(r) for r in await self.backend.reader.fetch(sql, params)]
 
+    async def count_matching(self, flt: AuditFilter, cap: int) -> int:
+        """Rows matching ``flt``, counted up to ``cap`` (so at most ``cap``)."""
+        sql, params = query.select_count(flt, cap)
+        rows = await self.backend.reader.fetch(sql, params)
+        return int(rows[0][0])
+
     async def get(self, entry_id: int) -> dict[str, Any] | None:
         """The entry with this id, or None."""
         rows = await self.backend.reader.fetch(query.SELECT_ONE, (entry_id,))

@@ -20,6 +20,8 @@ SELECT_COLUMNS = ", ".join(("id", *COLUMNS))
 #: larger number in a query is an error of the caller, not of the database driver.
 MAX_ID = 2**63 - 1
 #: What :meth:`Cursor.encode` writes: a float's ``repr`` (finite), ``_``, an id.
+#: :attr:`AuditFilter.rcode` for "no reply was sent".
+NO_REPLY = -1
 _CURSOR = re.compile(r"(-?[0-9]+(?:\.[0-9]+)?(?:e[+-][0-9]+)?)_([0-9]{1,19})")
 
 
@@ -85,8 +87,12 @@ class AuditFilter:
 
     ``since``/``until``: epoch seconds, ``since <= time < until``. ``client``: the
     client address, exactly. ``identity``: exactly, ignoring case. ``name``: part of
-    an updated owner name, ignoring case. ``zone``: the zone, exactly (trailing dot
-    optional, case ignored). ``outcomes``: any of these event ids.
+    an owner name of the update or its prerequisites, ignoring case. ``zone``: the
+    zone, exactly (trailing dot optional, case ignored). ``outcomes``: any of these
+    event ids. ``key_name``: the inbound TSIG key, exactly (trailing dot optional, case
+    ignored). ``transport``: ``udp`` or ``tcp``. ``rcode``: the rcode sent to the client
+    (:data:`NO_REPLY`: none was). ``upstream``: part of the upstream's label, ignoring
+    case.
     """
 
     since: float | None = None
@@ -96,6 +102,10 @@ class AuditFilter:
     name: str | None = None
     zone: str | None = None
     outcomes: tuple[str, ...] = ()
+    key_name: str | None = None
+    transport: str | None = None
+    rcode: int | None = None
+    upstream: str | None = None
 
     def where(self) -> tuple[list[str], list[Any]]:
         """SQL conditions (``?`` placeholders) and their parameters."""
@@ -122,6 +132,20 @@ class AuditFilter:
         if self.outcomes:
             conds.append(f"outcome IN ({', '.join('?' for _ in self.outcomes)})")
             params.extend(self.outcomes)
+        if self.key_name:
+            conds.append("lower(key_name) = ?")
+            params.append(self.key_name.lower().rstrip(".") + ".")
+        if self.transport:
+            conds.append("transport = ?")
+            params.append(self.transport)
+        if self.rcode == NO_REPLY:
+            conds.append("rcode IS NULL")
+        elif self.rcode is not None:
+            conds.append("rcode = ?")
+            params.append(self.rcode)
+        if self.upstream:
+            conds.append("lower(upstream) LIKE ? ESCAPE '\\'")
+            params.append(f"%{_escape_like(self.upstream.strip().lower())}%")
         return conds, params
 
 
@@ -154,6 +178,14 @@ def select_new(flt: AuditFilter, after_id: int, limit: int) -> tuple[str, list[A
     conds.append("id > ?")
     params += [after_id, limit]
     return f"SELECT {SELECT_COLUMNS} FROM {TABLE}{_where(conds)} ORDER BY id LIMIT ?", params
+
+
+def select_count(flt: AuditFilter, cap: int) -> tuple[str, list[Any]]:
+    """How many rows match, counting at most ``cap`` (a count of a large log is a scan)."""
+    conds, params = flt.where()
+    params.append(cap)
+    return (f"SELECT count(*) FROM (SELECT 1 FROM {TABLE}{_where(conds)} LIMIT ?) AS matching",
+            params)
 
 
 def _where(conds: list[str]) -> str:

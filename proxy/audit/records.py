@@ -115,7 +115,7 @@ def to_row(snap: Snapshot, instance: str) -> tuple[Any, ...]:
         notes_json = _json_within([_clip(n, NOTE_LIMIT) for n in notes], NOTES_BUDGET)[0]
     else:
         ops, prereqs, notes = _whole(update, notes)
-        names = _names(ops)
+        names = _names([*ops, *prereqs])
         operations, prerequisites = _json(ops), _json(prereqs) if prereqs else "[]"
         groups_json = _groups_json(tuple(groups))
         notes_json = _json(list(notes)) if notes else "[]"
@@ -147,7 +147,7 @@ def _whole(update: ParsedUpdate | None, notes: Sequence[str]
 
 def _head(head: bytes, notes: Sequence[str]
           ) -> tuple[str, str, list[dict[str, Any]], Sequence[str]]:
-    """(operations JSON, prerequisites JSON, the operations shown, notes) of the first
+    """(operations JSON, prerequisites JSON, the records shown, notes) of the first
     bytes of a refused request's message: the leading records that fit the budgets, texts
     clipped; a note first when the message holds more."""
     update = read_head(head, HEAD_RECORDS)
@@ -166,12 +166,13 @@ def _head(head: bytes, notes: Sequence[str]
     if shown_ops < upcount or shown_pres < prcount:
         notes = [f"audit: refused request shown in part: {shown_ops} of {upcount} updates, "
                  f"{shown_pres} of {prcount} prerequisites", *notes]
-    return operations, prerequisites, ops[:shown_ops], notes
+    return operations, prerequisites, [*ops[:shown_ops], *pres[:shown_pres]], notes
 
 
-def _names(operations: Sequence[dict[str, Any]]) -> str:
-    """The search column: each updated owner name once, lower-case."""
-    return " ".join(dict.fromkeys(op["name"].lower() for op in operations))
+def _names(records: Sequence[dict[str, Any]]) -> str:
+    """The search column: each owner name of the update and its prerequisites once,
+    lower-case."""
+    return " ".join(dict.fromkeys(rr["name"].lower() for rr in records))
 
 
 def _clip(text: str | None, limit: int = FIELD_LIMIT) -> str | None:

@@ -2,8 +2,10 @@
 
 ``GET /api/v1/audit``: entries newest first. Filters: ``since``, ``until`` (ISO 8601
 or epoch seconds; no zone = UTC), ``client``, ``identity``, ``name``, ``zone``,
-``outcome`` (comma-separated or repeated); ``limit`` (1-1000, default 100); pages:
-``before=<older>`` / ``after=<newer>`` with the cursors of the previous answer.
+``outcome`` (comma-separated or repeated), ``key``, ``transport``, ``rcode``,
+``upstream``; ``limit`` (1-1000, default 100); pages: ``before=<older>`` /
+``after=<newer>`` with the cursors of the previous answer; ``total``: how many entries
+match (``total_exact`` false when there are 100,000 or more).
 With ``after_id=N`` instead: the entries written after entry N, oldest first
 (for pollers). ``GET /api/v1/audit/{id}``: one entry. ``GET /api/v1/audit.csv``:
 the same filters, every matching entry newest first (or the first ``limit``),
@@ -32,6 +34,8 @@ from proxy.http.params import (
 )
 
 DEFAULT_LIMIT = 100
+#: Matching entries are counted up to this many (``total_exact`` false beyond).
+COUNT_CAP = 100_001
 CSV_CHUNK = 1000
 #: A spreadsheet would run a cell starting with these as a formula (CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -94,10 +98,13 @@ class AuditApi:
             return web.json_response({"entries": entries, "last_id": last})
         before, after = parse_cursors(query)
         page = await self.db.page(flt, limit, before, after)
+        total = await self.db.count_matching(flt, COUNT_CAP)
         return web.json_response({
             "entries": page.entries,
             "older": page.older.encode() if page.older else None,
             "newer": page.newer.encode() if page.newer else None,
+            "total": min(total, COUNT_CAP - 1),
+            "total_exact": total < COUNT_CAP,
         })
 
     async def get(self, request: web.Request) -> web.Response:

@@ -36,11 +36,31 @@ dl.fields { display: grid; grid-template-columns: max-content 1fr; gap: .3em 1.2
 dl.fields dt { color: var(--muted); }
 dl.fields dd { margin: 0; }
 .error { padding: .8em; background: #fdecea; border: 1px solid var(--denied); }
-tr.fresh { animation: fresh 2s ease-out; }
-@keyframes fresh { from { background: #fff6bf; } to { background: #fff; } }
+input::placeholder { color: #9aa3b2; font-style: italic; }
+form.filters details.outcomes { position: relative; font-size: .85em; color: var(--muted); }
+form.filters details.outcomes summary { cursor: pointer; padding: .3em .4em; background: #fff;
+  border: 1px solid var(--line); max-width: 28em; overflow: hidden; text-overflow: ellipsis;
+  white-space: nowrap; }
+form.filters details.outcomes summary span { color: var(--fg); }
+form.filters details.outcomes div { position: absolute; z-index: 2; display: grid;
+  grid-template-columns: repeat(2, max-content); gap: .2em 1.2em; padding: .6em;
+  background: #fff; border: 1px solid var(--line); box-shadow: 0 2px 8px #0002; }
+form.filters details.outcomes label { flex-direction: row; gap: .3em; color: var(--fg); }
+form.filters details.outcomes input { min-width: 0; }
+td.reason { max-width: 22em; color: var(--muted); font-size: .9em; }
+.total { margin: .2em 0 .6em; color: var(--muted); }
+.escaped { border-bottom: 1px dotted var(--muted); cursor: help; }
+tr.new td { background: #fff6bf; }
+tr.new td:first-child { box-shadow: inset 4px 0 #e0a800; }
+h2 { font-size: 1.1em; margin: 1.4em 0 .5em; }
+.state { font-weight: 600; } .s-ok { color: var(--ok); } .s-bad { color: var(--denied); }
+.s-unknown { color: var(--muted); }
+.num { font-variant-numeric: tabular-nums; }
+.small { font-size: .85em; }
 """
 
-#: The live view: fetch the rows written since the newest shown, prepend them.
+#: The live view: fetch the rows written since the newest shown, prepend them; the rows
+#: of the latest arrival are marked ``new`` (highlighted) until the next one. Times UTC.
 LIVE_JS = """\
 "use strict";
 (function () {
@@ -50,6 +70,7 @@ LIVE_JS = """\
   const query = body.dataset.query;
   const interval = Number(body.dataset.interval) * 1000;
   const keep = Number(body.dataset.keep);
+  const utc = () => new Date().toISOString().slice(11, 19) + " UTC";
 
   async function poll() {
     try {
@@ -60,10 +81,17 @@ LIVE_JS = """\
       lastId = response.headers.get("X-Last-Id") || lastId;
       if (html.trim()) {
         document.getElementById("no-rows")?.remove();
+        const before = body.rows.length;
         body.insertAdjacentHTML("afterbegin", html);
+        const added = body.rows.length - before;
+        body.querySelectorAll("tr.new").forEach(row => row.classList.remove("new"));
+        for (let i = 0; i < added; i++) body.rows[i].classList.add("new");
         while (body.rows.length > keep) body.deleteRow(-1);
+        status.textContent = added + (added === 1 ? " new entry" : " new entries") +
+          " at " + utc() + " (highlighted).";
+        return;
       }
-      status.textContent = "Updated " + new Date().toLocaleTimeString() + ".";
+      status.textContent = "Updated " + utc() + ".";
     } catch (error) {
       status.textContent = "Cannot refresh (" + error.message + "); retrying.";
     } finally {

@@ -1,7 +1,8 @@
 """The web interface: the audit list (filters in the query string), one entry, a live view.
 
 ``/audit`` lists entries newest first, ``page_size`` per page, with the filters of
-the JSON API (so a filtered view is a plain URL). ``/audit/{id}`` shows one entry.
+the JSON API (so a filtered view is a plain URL) and how many entries match (counted
+up to :data:`~proxy.http.api.COUNT_CAP`). ``/audit/{id}`` shows one entry.
 ``/live`` shows the newest entries and polls ``/audit/live/rows`` every
 ``live_interval`` seconds for the rows written since (same HTML as the list).
 """
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from proxy.audit import AuditDatabase
 from proxy.http import assets, templates
+from proxy.http.api import COUNT_CAP
 from proxy.http.auth import USER
 from proxy.http.config import HttpConfig
 from proxy.http.params import (
@@ -80,10 +82,11 @@ class AuditPages:
             body = templates.filter_form("/audit", filters) + templates.error(str(exc))
             return self._page(request, "Audit log", body, status=400)
         result = await self.db.page(flt, self.page_size, before, after)
+        count = await self.db.count_matching(flt, COUNT_CAP)
         first = before is None and after is None
         body = (
             "<h1>Audit log</h1>" + templates.filter_form("/audit", filters)
-            + templates.table(result.entries)
+            + templates.total(count, COUNT_CAP) + templates.table(result.entries)
             + templates.pager(filters, result.older and result.older.encode(),
                               result.newer and result.newer.encode(), first)
         )

@@ -13,13 +13,19 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+import dns.rcode
 from multidict import MultiMapping
 
-from proxy.audit.query import MAX_ID, AuditFilter, Cursor
+from proxy.audit.query import MAX_ID, NO_REPLY, AuditFilter, Cursor
 from proxy.outcome import Outcome
 
-FILTER_KEYS = ("since", "until", "client", "identity", "name", "zone", "outcome")
+FILTER_KEYS = ("since", "until", "client", "identity", "name", "zone", "outcome", "key",
+               "transport", "rcode", "upstream")
 EVENTS = tuple(o.event for o in Outcome)
+TRANSPORTS = ("udp", "tcp")
+#: What the rcode filter offers: the rcodes a client can be sent, and "none" (no reply).
+RCODES = ("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "YXDOMAIN",
+          "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE", "none")
 MAX_LIMIT = 1000
 #: Numbers as people write them: ASCII digits, no underscores, exponents, NaN or infinity
 #: (which ``int()`` and ``float()`` would all accept).
@@ -61,6 +67,12 @@ def parse_filter(query: MultiMapping[str]) -> AuditFilter:
             ipaddress.ip_address(values["client"])
         except ValueError:
             raise BadQuery(f"client: {values['client']!r} is not an IP address") from None
+    transport = values["transport"].lower()
+    if transport and transport not in TRANSPORTS:
+        raise BadQuery(f"transport: {values['transport']!r} is not udp or tcp")
+    rcode = values["rcode"].upper() if values["rcode"].lower() != "none" else "none"
+    if rcode and rcode not in RCODES:
+        raise BadQuery(f"rcode: unknown {values['rcode']!r}; known: {', '.join(RCODES)}")
     return AuditFilter(
         since=parse_time("since", values["since"]) if values["since"] else None,
         until=parse_time("until", values["until"]) if values["until"] else None,
@@ -69,6 +81,10 @@ def parse_filter(query: MultiMapping[str]) -> AuditFilter:
         name=values["name"] or None,
         zone=values["zone"] or None,
         outcomes=outcomes,
+        key_name=values["key"] or None,
+        transport=transport or None,
+        rcode=None if not rcode else NO_REPLY if rcode == "none" else dns.rcode.from_text(rcode),
+        upstream=values["upstream"] or None,
     )
 
 

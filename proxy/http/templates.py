@@ -2,21 +2,49 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
-from proxy.http.params import EVENTS, link
+from proxy.audit.summary import REFUSALS
+from proxy.http.params import EVENTS, RCODES, TRANSPORTS, link
 
 OK = {"forwarded-ok"}
 WARN = {"upstream-rejected", "retransmit-answered"}
-DENIED = {"denied-policy", "denied-not-member", "unknown-sender", "auth-failed", "upstream-refused",
-          "query-refused", "zone-not-served", "directory-unavailable", "replay-refused"}
+DENIED = REFUSALS
+REASON_CHARS = 60  # of the reason column; the whole text is its tooltip
+_DNS_ESCAPE = re.compile(r"\\([0-9]{3}|.)")
+
+
+class Markup(str):
+    """Text that is HTML already (:func:`e` leaves it as it is)."""
 
 
 def e(value: Any) -> str:
     """Escaped text; '—' for nothing."""
+    if isinstance(value, Markup):
+        return value
     return "—" if value is None or value == "" else escape(str(value))
+
+
+def name_html(name: str | None) -> str:
+    """A domain name, escaped; where it holds DNS escapes (``\\032``, ``\\.``) a tooltip
+    says what each one stands for."""
+    if not name or "\\" not in name:
+        return e(name)
+    meanings = []
+    for code in dict.fromkeys(_DNS_ESCAPE.findall(name)):
+        if code.isdigit():
+            byte = int(code)
+            char = ("a space" if byte == 32 else repr(chr(byte)) if 32 < byte < 127
+                    else "not printable")
+            meanings.append(f"\\{code} = byte {byte} ({char})")
+        else:
+            meanings.append(f"\\{code} = a literal {code!r}" + (
+                ", inside a label (not a separator)" if code == "." else ""))
+    title = "DNS escapes in this name: " + "; ".join(meanings)
+    return f'<span class="escaped" title="{escape(title)}">{escape(name)}</span>'
 
 
 def outcome_class(event: str | None) -> str:
@@ -50,35 +78,60 @@ def page(title: str, body: str, user: str, script: str | None = None) -> str:
 
 
 def filter_form(action: str, values: Mapping[str, str]) -> str:
-    """The filter form; submitting it reloads ``action`` with the filters in the URL."""
+    """The filter form; submitting it reloads ``action`` with the filters in the URL.
+    Placeholders describe what to type (they are not example values)."""
     def field(name: str, label: str, hint: str) -> str:
         return (f'<label>{label}<input name="{name}" value="{escape(values.get(name, ""))}" '
                 f'placeholder="{hint}"></label>')
 
-    chosen = values.get("outcome", "")
-    options = "".join(f'<option value="{ev}"{" selected" if ev == chosen else ""}>{ev}</option>'
-                      for ev in EVENTS)
+    def choice(name: str, label: str, options: Iterable[str]) -> str:
+        chosen = values.get(name, "").lower()
+        items = "".join(f'<option value="{o}"{" selected" if o.lower() == chosen else ""}>'
+                        f"{o}</option>" for o in options)
+        return (f'<label>{label}<select name="{name}"><option value="">any</option>{items}'
+                "</select></label>")
+
+    chosen = {o.strip() for o in values.get("outcome", "").split(",") if o.strip()}
+    boxes = "".join(f'<label class="{outcome_class(ev)}"><input type="checkbox" name="outcome" '
+                    f'value="{ev}"{" checked" if ev in chosen else ""}>{ev}</label>'
+                    for ev in EVENTS)
+    summary = escape(", ".join(ev for ev in EVENTS if ev in chosen)) or "any"
     return (
         f'<form class="filters" method="get" action="{action}">'
-        + field("since", "Since (UTC)", "2024-05-01T08:00")
-        + field("until", "Until (UTC)", "2024-05-01T18:00")
-        + field("client", "Client address", "10.0.0.5")
-        + field("identity", "Identity", "DHCP1$")
-        + field("name", "Name contains", "host1")
-        + field("zone", "Zone", "example.test")
-        + f'<label>Outcome<select name="outcome"><option value="">any</option>{options}'
-        + '</select></label><button type="submit">Filter</button>'
+        + field("since", "Since (UTC)", "YYYY-MM-DDTHH:MM")
+        + field("until", "Until (UTC)", "YYYY-MM-DDTHH:MM")
+        + field("client", "Client address", "any address")
+        + field("identity", "Identity", "any identity")
+        + field("name", "Name contains", "part of a name")
+        + field("zone", "Zone", "any zone")
+        + field("key", "TSIG key", "any key")
+        + choice("transport", "Transport", TRANSPORTS)
+        + choice("rcode", "Rcode sent", RCODES)
+        + field("upstream", "Upstream contains", "part of its name")
+        + f'<details class="outcomes"><summary>Outcomes: <span>{summary}</span></summary>'
+        + f'<div>{boxes}</div></details>'
+        + '<button type="submit">Filter</button>'
         + f'<a href="{action}">Clear</a></form>'
     )
 
 
-def operations_text(entry: Mapping[str, Any]) -> str:
+def short_reason(entry: Mapping[str, Any]) -> str:
+    """The reason column: the detail (why it was refused or failed), else the reason,
+    cut to :data:`REASON_CHARS`; the whole text is the tooltip."""
+    text = entry["detail"] or entry["reason"] or ""
+    if not text:
+        return '<span class="muted">—</span>'
+    short = text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 1] + "\u2026"
+    return f'<span title="{escape(text)}">{escape(short)}</span>'
+
+
+def operations_html(entry: Mapping[str, Any]) -> str:
     """One line per operation: ``add name TYPE data``."""
     lines = []
     for op in entry["operations"]:
-        data = f" {op['data']}" if op["data"] is not None else ""
-        lines.append(f"{op['action']} {op['name']} {op['type']}{data}")
-    return "\n".join(lines)
+        data = f" {escape(op['data'])}" if op["data"] is not None else ""
+        lines.append(f"{escape(op['action'])} {name_html(op['name'])} {escape(op['type'])}{data}")
+    return "<br>".join(lines) or "—"
 
 
 def rows(entries: Iterable[Mapping[str, Any]]) -> str:
@@ -90,9 +143,10 @@ def rows(entries: Iterable[Mapping[str, Any]]) -> str:
             f'<td><a href="/audit/{en["id"]}">{e(short_time(en["time"]))}</a></td>'
             f'<td>{e(en["client_address"])}#{e(en["client_port"])} '
             f'<span class="muted">{e(en["transport"])}</span></td>'
-            f'<td>{e(en["identity"])}</td><td>{e(en["zone"])}</td>'
-            f'<td class="ops">{e(operations_text(en))}</td>'
+            f'<td>{e(en["identity"])}</td><td>{name_html(en["zone"])}</td>'
+            f'<td class="ops">{operations_html(en)}</td>'
             f'<td><span class="badge">{e(en["outcome"])}</span></td>'
+            f'<td class="reason">{short_reason(en)}</td>'
             f'<td>{e(en["rcode"])}</td><td class="num">{en["latency_ms"]:.1f}</td></tr>'
         )
     return "".join(out)
@@ -100,11 +154,19 @@ def rows(entries: Iterable[Mapping[str, Any]]) -> str:
 
 def table(entries: list[Mapping[str, Any]], body_attrs: str = "") -> str:
     """The audit list table."""
-    empty = ('<tr id="no-rows"><td colspan="8" class="muted">No audit entries match these '
+    empty = ('<tr id="no-rows"><td colspan="9" class="muted">No audit entries match these '
              'filters.</td></tr>') if not entries else ""
     return ('<table><thead><tr><th>Time (UTC)</th><th>Client</th><th>Identity</th>'
-            '<th>Zone</th><th>Operations</th><th>Outcome</th><th>Rcode</th><th>ms</th>'
-            f'</tr></thead><tbody id="rows"{body_attrs}>{rows(entries)}{empty}</tbody></table>')
+            '<th>Zone</th><th>Operations</th><th>Outcome</th><th>Reason</th><th>Rcode</th>'
+            f'<th>ms</th></tr></thead><tbody id="rows"{body_attrs}>{rows(entries)}{empty}'
+            '</tbody></table>')
+
+
+def total(count: int, cap: int) -> str:
+    """How many entries match (``cap`` or more: "more than")."""
+    if count >= cap:
+        return f'<p class="total">More than {cap - 1:,} entries match.</p>'
+    return f'<p class="total">{count:,} {"entry matches" if count == 1 else "entries match"}.</p>'
 
 
 def pager(filters: Mapping[str, str], older: str | None, newer: str | None,
@@ -131,7 +193,7 @@ def detail(entry: Mapping[str, Any]) -> str:
         ("Client", f"{entry['client_address']}#{entry['client_port']} ({entry['transport']})"),
         ("Message id", entry["message_id"]), ("Size (bytes)", entry["size"]),
         ("Inbound TSIG key", entry["key_name"]), ("Identity", entry["identity"]),
-        ("Groups", ", ".join(entry["groups"])), ("Zone", entry["zone"]),
+        ("Groups", ", ".join(entry["groups"])), ("Zone", Markup(name_html(entry["zone"]))),
         ("Outcome", entry["outcome"]), ("Reason", entry["reason"]),
         ("Detail", entry["detail"]), ("Upstream", entry["upstream"]),
         ("Upstream rcode", entry["upstream_rcode"]), ("Rcode sent", entry["rcode"]),
@@ -139,10 +201,10 @@ def detail(entry: Mapping[str, Any]) -> str:
     ]
     dl = "".join(f"<dt>{label}</dt><dd>{e(value)}</dd>" for label, value in fields)
     ops = _grid(("Action", "Name", "Type", "TTL", "Data"),
-                [(o["action"], o["name"], o["type"], o["ttl"], o["data"])
+                [(o["action"], Markup(name_html(o["name"])), o["type"], o["ttl"], o["data"])
                  for o in entry["operations"]])
     prereqs = _grid(("Condition", "Name", "Type", "Data"),
-                    [(p["condition"], p["name"], p["type"], p["data"])
+                    [(p["condition"], Markup(name_html(p["name"])), p["type"], p["data"])
                      for p in entry["prerequisites"]])
     stages = _grid(("Stage", "ms"), list(entry["stages"].items()))
     notes = "".join(f"<li>{e(n)}</li>" for n in entry["notes"]) or "<li>none</li>"

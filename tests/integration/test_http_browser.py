@@ -1,5 +1,7 @@
-"""The audit pages in a real headless Chromium: rows, a query-string filter, the filter
-form, the live view's script, and a screenshot kept in tests/artifacts/.
+"""The web pages in a real headless Chromium: rows, a query-string filter, the filter
+form (several outcomes), the live view's script and its highlighted arrivals, /status
+and /senders, with screenshots kept in tests/artifacts/ (audit-page.png,
+audit-filters.png, live-page.png, status-page.png, senders-page.png).
 
 Chromium runs as a child of the test (its own process group) and is stopped by PID.
 Beyond ``--dump-dom``/``--screenshot``, the interactive checks use the DevTools
@@ -9,6 +11,7 @@ protocol over a WebSocket (aiohttp's client).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -27,6 +30,9 @@ from proxy.audit import AuditConfig, AuditFilter, AuditStore, start_audit
 from proxy.context import RequestContext
 from proxy.http import HttpConfig, Metrics, start_http
 from tests.unit.test_audit_store import recorded, synthetic_request
+from tests.unit.test_http_state import State, state, traffic
+
+__all__ = ["state"]  # the fixture
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
@@ -208,15 +214,21 @@ async def test_filter_form_and_live_view_in_the_browser(
         assert await page.evaluate("document.querySelectorAll('#rows tr').length") == 25
         await page.evaluate("""(() => {
             document.querySelector('input[name=client]').value = '10.0.0.2';
-            document.querySelector('select[name=outcome]').value = 'unknown-sender';
+            document.querySelector('input[name=outcome][value=unknown-sender]').checked = true;
+            document.querySelector('input[name=outcome][value=denied-policy]').checked = true;
             document.querySelector('form.filters').submit(); })()""")
         await page.wait_for("location.search.includes('client=10.0.0.2') && "
                             "document.readyState === 'complete'")
         shown = await page.evaluate(
             "[...document.querySelectorAll('#rows tr')].map(r => Number(r.dataset.id))")
-        expected = (await store.db.page(AuditFilter(client="10.0.0.2",
-                                                    outcomes=("unknown-sender",)), 100)).entries
+        expected = (await store.db.page(AuditFilter(client="10.0.0.2", outcomes=(
+            "unknown-sender", "denied-policy")), 100)).entries
         assert shown == [e["id"] for e in expected] and shown
+        kept = await page.evaluate(
+            "[...document.querySelectorAll('input[name=outcome]:checked')].map(i => i.value)")
+        assert sorted(kept) == ["denied-policy", "unknown-sender"]  # the form keeps both
+        assert await page.evaluate("document.querySelector('.total').textContent") == (
+            f"{len(expected)} entries match.")
 
         await page.goto(f"{site}/live?outcome=forwarded-ok")
         before = await page.evaluate("document.querySelectorAll('#rows tr').length")
@@ -226,5 +238,72 @@ async def test_filter_form_and_live_view_in_the_browser(
         await page.wait_for(f"document.querySelectorAll('#rows tr').length === {before + 2}")
         top = await page.evaluate("document.querySelector('#rows tr').dataset.id")
         assert int(top) == 66  # request 65, the newest forwarded-ok
-        assert "Updated" in await page.evaluate("document.getElementById('live-status')"
-                                                ".textContent")
+        new = await page.evaluate(
+            "[...document.querySelectorAll('#rows tr.new')].map(r => Number(r.dataset.id))")
+        assert new == [66, 61]  # the arrivals are highlighted, the rows before are not
+        status = await page.evaluate("document.getElementById('live-status').textContent")
+        assert re.fullmatch(r"2 new entries at \d\d:\d\d:\d\d UTC \(highlighted\)\.", status)
+        await screenshot(page, "live-page.png")
+        store.record(synthetic_request(70))  # forwarded-ok: now the only new row
+        await store.flush()
+        await page.wait_for("document.querySelector('#rows tr').dataset.id === '71'")
+        assert await page.evaluate(
+            "[...document.querySelectorAll('#rows tr.new')].map(r => r.dataset.id)") == ["71"]
+
+
+async def screenshot(page: DevTools, name: str) -> Path:
+    """A PNG of the whole page in tests/artifacts/ (replacing an older one)."""
+    size = await page.evaluate("[document.documentElement.scrollWidth, "
+                               "document.documentElement.scrollHeight]")
+    result = await page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                             clip={"x": 0, "y": 0, "width": size[0], "height": size[1],
+                                   "scale": 1})
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / name
+    shot.write_bytes(base64.b64decode(result["data"]))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    return shot
+
+
+async def test_status_and_senders_pages_in_the_browser(
+    store: AuditStore, state: State, profile: Path, population: list[RequestContext]
+) -> None:
+    """/status and /senders of a proxy's real parts (tests/unit/test_http_state.py), with
+    the navigation, and screenshots; the filter form's outcome list open."""
+    await traffic(state)
+    port = unused_port()
+    runner = await start_http(HttpConfig(port=port, anonymous=True), store, Metrics(),
+                              lambda: (False, {"credentials": "not acquired yet"}), state=state)
+    site = f"http://127.0.0.1:{port}"
+    try:
+        async with devtools(profile) as page:
+            await page.goto(f"{site}/audit")
+            await page.evaluate("document.querySelector('nav a[href=\"/status\"]').click()")
+            await page.wait_for("location.pathname === '/status' && "
+                                "document.readyState === 'complete'")
+            headings = await page.evaluate(
+                "[...document.querySelectorAll('main h2')].map(h => h.textContent)")
+            assert headings == ["Readiness (/readyz)", "Upstreams", "Directory", "Kerberos",
+                                "Audit store", "Requests by outcome",
+                                "Most refused senders (last day)"]
+            cells = await page.evaluate(
+                "[...document.querySelectorAll('#upstreams + table tbody tr')]"
+                ".map(r => r.cells[3].textContent)")
+            assert cells == ["failing", "answering", "failing"]
+            assert "not ready" in await page.evaluate("document.querySelector('h1').textContent")
+            await screenshot(page, "status-page.png")
+
+            await page.goto(f"{site}/senders")
+            rows = await page.evaluate(
+                "[...document.querySelectorAll('main table tbody tr')]"
+                ".map(r => [r.cells[0].textContent, r.cells[5].textContent])")
+            identities = [r[0] for r in rows]
+            assert "DHCP2$" in identities and "DHCP9$" in identities
+            assert dict(rows)["DHCP9$"] == "not seen"
+            await screenshot(page, "senders-page.png")
+
+            await page.goto(f"{site}/audit?outcome=denied-policy,unknown-sender")
+            await page.evaluate("document.querySelector('details.outcomes').open = true")
+            await screenshot(page, "audit-filters.png")
+    finally:
+        await runner.cleanup()

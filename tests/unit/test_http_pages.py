@@ -5,12 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
+import dns.name
+import dns.update
 import pytest
 from aiohttp.test_utils import TestClient
 
 from proxy.audit import AuditStore
 from proxy.context import RequestContext
 from proxy.http import HttpConfig, Metrics, build_app
+from proxy.http.params import EVENTS
+from proxy.update import read_update
 from tests.unit.test_audit_store import recorded, synthetic_request
 from tests.unit.test_http_api import serve, store
 
@@ -59,7 +63,8 @@ async def test_filter_comes_from_the_query_string_and_stays_in_links(
     expected = [r for r in population if r.outcome and r.outcome.event == "denied-policy"
                 and r.client[0] == "10.0.0.2"]
     assert len(rows) == len(expected) > 0
-    assert '<option value="denied-policy" selected>' in text
+    assert 'value="denied-policy" checked>' in text
+    assert text.count(" checked>") == 1
     assert 'name="client" value="10.0.0.2"' in text
     assert "/api/v1/audit.csv?client=10.0.0.2&amp;outcome=denied-policy" in text
 
@@ -116,3 +121,61 @@ async def test_static_assets(pages: TestClient) -> None:
     assert "X-Last-Id" in await js.text()
     root = await pages.get("/", allow_redirects=False)
     assert root.status == 302 and root.headers["Location"] == "/audit"
+
+
+async def test_several_outcomes_and_the_new_filters_stay_in_the_form(
+    pages: TestClient, population: list[RequestContext]
+) -> None:
+    text = await html(pages, "/audit", outcome="denied-policy,unknown-sender", transport="tcp",
+                      rcode="refused", key="dhcp1-key", upstream="ns1")
+    assert 'value="denied-policy" checked>' in text and 'value="unknown-sender" checked>' in text
+    assert text.count(" checked>") == 2
+    chosen = [ev for ev in EVENTS if ev in ("denied-policy", "unknown-sender")]
+    assert f"Outcomes: <span>{', '.join(chosen)}</span>" in text
+    assert '<option value="tcp" selected>' in text and '<option value="REFUSED" selected>' in text
+    assert 'name="key" value="dhcp1-key"' in text and 'name="upstream" value="ns1"' in text
+    repeated = await pages.get("/audit?outcome=denied-policy&outcome=unknown-sender")
+    assert (await repeated.text()).count(" checked>") == 2
+    expected = [r for r in population if r.outcome and r.outcome.event in
+                ("denied-policy", "unknown-sender")]
+    both = await html(pages, "/audit", outcome="denied-policy,unknown-sender")
+    assert f"{len(expected)} entries match." in both
+
+
+async def test_placeholders_describe_and_do_not_look_filled_in(pages: TestClient) -> None:
+    text = await html(pages, "/audit")
+    hints = re.findall(r'placeholder="([^"]*)"', text)
+    assert hints and all(not re.search(r"[0-9]|\$|\.test", h) or h == "YYYY-MM-DDTHH:MM"
+                         for h in hints), hints
+    css = await (await pages.get("/static/audit.css")).text()
+    assert "::placeholder" in css and "font-style: italic" in css
+
+
+async def test_reason_column_total_and_escaped_names(pages: TestClient, store: AuditStore) -> None:
+    req = synthetic_request(1)  # denied-policy
+    req.detail = "names.label: " + "x" * 100
+    store.record(req)
+    spaced = synthetic_request(0)  # forwarded-ok, a name with a space (escaped \\032)
+    update = dns.update.UpdateMessage("example.test.")
+    update.add(dns.name.from_text("my host", dns.name.from_text("example.test.")), 300, "A",
+               "10.0.0.9")
+    spaced.wire = update.to_wire()
+    spaced.update = read_update(spaced.wire)
+    store.record(spaced)
+    await store.flush()
+    text = await html(pages, "/audit")
+    assert "<th>Reason</th>" in text and "2 entries match." in text
+    assert '<span class="escaped" title="DNS escapes in this name: \\032 = byte 32 (a space)">' \
+        'my\\032host.example.test.</span>' in text
+    assert f'title="names.label: {"x" * 100}"' in text  # whole text as tooltip
+    assert "names.label: " + "x" * 46 + "\u2026" in text  # cut to 60 characters
+
+
+async def test_names_with_dns_escapes_get_a_tooltip() -> None:
+    from proxy.http.templates import name_html
+
+    html_text = name_html("my\\032host\\.lab.example.test.")
+    assert 'class="escaped"' in html_text
+    assert "\\032 = byte 32 (a space)" in html_text
+    assert "\\. = a literal &#x27;.&#x27;, inside a label (not a separator)" in html_text
+    assert name_html("plain.example.test.") == "plain.example.test."

@@ -109,7 +109,7 @@ async def state(store: AuditStore) -> AsyncIterator[State]:
         f.transport.close()
 
 
-async def _traffic(state: State) -> None:
+async def traffic(state: State) -> None:
     """Requests through the real forward stage (ns0 silent, ns1 answers), a directory
     lookup, and audit rows of the last hour, day and week."""
     handler = RequestHandler(build_pipeline({
@@ -161,7 +161,7 @@ async def _html(http: TestClient, path: str, status: int = 200, **params: str) -
 
 
 async def test_status_api_reports_each_part(http: TestClient, state: State) -> None:
-    await _traffic(state)
+    await traffic(state)
     data = await _json(http, "/api/v1/status")
     assert data["ready"] is False and data["checks"]["credentials"] == "not acquired yet"
     silent, answering, failing = data["upstreams"]
@@ -198,7 +198,7 @@ async def test_status_api_reports_each_part(http: TestClient, state: State) -> N
 
 
 async def test_status_page_shows_the_same(http: TestClient, state: State) -> None:
-    await _traffic(state)
+    await traffic(state)
     text = await _html(http, "/status")
     assert '<a href="/status">Status</a>' in text and "not ready" in text
     for part in ("Upstreams", "ns1(127.0.0.1#", "answering", "failing", "no answer in time",
@@ -229,7 +229,7 @@ async def test_directory_grace_is_visible(http: TestClient, state: State) -> Non
 
 
 async def test_senders_lists_configured_and_seen(http: TestClient, state: State) -> None:
-    await _traffic(state)
+    await traffic(state)
     data = await _json(http, "/api/v1/senders")
     by_identity = {s["identity"]: s for s in data["senders"]}
     dhcp2 = by_identity["DHCP2$"]
@@ -262,7 +262,7 @@ async def test_senders_lists_configured_and_seen(http: TestClient, state: State)
 
 
 async def test_senders_page(http: TestClient, state: State) -> None:
-    await _traffic(state)
+    await traffic(state)
     text = await _html(http, "/senders")
     for part in ("DHCP2$", "DnsUpdateProxy via DHCP-Site2", "member", "TSIG key dhcp9-key.",
                  "not seen", "203.0.113.9", "unknown-sender 3", "address in 10.8.0.5/32",
@@ -273,7 +273,7 @@ async def test_senders_page(http: TestClient, state: State) -> None:
 
 
 async def test_state_metrics(state: State) -> None:
-    await _traffic(state)
+    await traffic(state)
     metrics = Metrics()
     export_state(metrics, state)
     text = metrics.render().decode()
