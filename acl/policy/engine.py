@@ -14,6 +14,7 @@ that has a ``[policy.groups.*]`` table (none: just the default) ← the sender's
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from acl.policy.digest import UpdateDigest, digest
 from acl.policy.names import is_at_or_below, labels_from_text
 from acl.policy.profile import CompiledProfile
 from acl.policy.protected import ProtectedNames
-from acl.policy.ratelimit import RateLimiter
+from acl.policy.ratelimit import DryRunLimiter, RateLimiter
 from acl.policy.refreshed import RefreshedNames
 from acl.policy.rules import Violation
 from proxy.update import ParsedUpdate, text_of
@@ -59,10 +60,19 @@ class PolicyEngine:
         self.dcs = dcs or RefreshedNames(config.protected.domain_controllers)
         self.name_servers = name_servers or RefreshedNames(())
         self.protected = ProtectedNames(config.protected, self.dcs, self.name_servers)
-        self.limiter = RateLimiter(clock)
+        self.limiter: RateLimiter | DryRunLimiter = RateLimiter(clock)
         self._groups = {k.casefold(): v for k, v in config.groups.items()}
         self._identities = {k.casefold(): v for k, v in config.identities.items()}
         self._senders: dict[tuple[str, tuple[str, ...]], SenderPolicy] = {}
+
+    async def refresh_lists(self, update: ParsedUpdate) -> None:
+        """Start the due reloads of the domain controllers and the name servers; wait for
+        a list never read yet only where ``update`` needs it: the DCs always (forward
+        names fail closed without them), the name servers when it adds a PTR."""
+        await self.dcs.refresh_if_due()
+        adds_ptr = any(rr.target is not None and rr.rdclass == update.zone_class
+                       for rr in update.updates)
+        await self.name_servers.refresh_if_due(wait=adds_ptr)
 
     def evaluate(self, update: ParsedUpdate, identity: str | None,
                  groups: tuple[str, ...] = (), *, signed: bool = False) -> Violation | None:
@@ -107,6 +117,14 @@ class PolicyEngine:
         unlimited = any(p.rate <= 0 for p in profiles)
         return SenderPolicy(profiles, 0.0 if unlimited else max(p.rate for p in profiles),
                             max(p.burst for p in profiles))
+
+    def dry_run(self) -> PolicyEngine:
+        """This engine deciding as it would now (same profiles, name lists and token
+        buckets) but taking no rate-limit token: what ``dnsupdate-proxy explain`` shows
+        next to the live proxy."""
+        twin = copy.copy(self)
+        twin.limiter = self.limiter.dry_run()
+        return twin
 
 
 def outside_zone(update: UpdateDigest) -> Violation | None:

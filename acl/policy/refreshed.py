@@ -28,7 +28,8 @@ class RefreshedNames:
 
     ``provider`` (sync: run in a thread; or async) is called on the first request and
     then every ``refresh`` seconds in the background; after a failure the previous
-    list stays and the call is retried after ``retry`` seconds. ``what`` names the
+    list stays and the call is retried after ``retry`` seconds. A request that needs
+    the list waits for a first reload in progress; others go on. ``what`` names the
     list and ``if_unknown`` what is refused without it, for the failure's log line.
     """
 
@@ -52,13 +53,13 @@ class RefreshedNames:
         """The known names; None while the provider has never answered."""
         return self._names
 
-    async def refresh_if_due(self) -> None:
-        """Start a reload when due; wait for it only if no list is known yet."""
+    async def refresh_if_due(self, *, wait: bool = True) -> None:
+        """Start a reload when due; wait for it only if no list is known yet and ``wait``."""
         if self._provider is None or self._clock() < self._due:
             return
         if self._task is None:
             self._task = asyncio.ensure_future(self._load(self._provider))
-        if self._names is None:
+        if self._names is None and wait:
             await asyncio.shield(self._task)
 
     async def _load(self, provider: NameProvider) -> None:

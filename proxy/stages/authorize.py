@@ -33,8 +33,8 @@ class AuthorizeStage:
         self.enforce = enforce
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
-        await self.engine.dcs.refresh_if_due()
-        await self.engine.name_servers.refresh_if_due()
+        if req.update is not None:
+            await self.engine.refresh_lists(req.update)
         self.authorize(req)
         return await call_next(req)
 

@@ -273,3 +273,23 @@ async def test_learning_name_servers_can_be_switched_off() -> None:
     assert rcode == dns.rcode.NOERROR
     req, rcode = await send(handler, ptr_to("ns.example.test."))
     assert rcode == dns.rcode.REFUSED and rules.PROTECTED_NAME in req.detail
+
+
+async def test_only_ptr_adds_wait_for_the_first_name_server_lookup() -> None:
+    """The lookup starts with the first request; an update without a PTR goes on (its
+    names do not depend on the list), a PTR add waits for the answer."""
+    release = asyncio.Event()
+
+    async def provider() -> set[str]:
+        await release.wait()
+        return {"ns.example.test."}
+
+    handler, _ = make(build_authorize_stage(lab_config(), ZONES, ns_provider=provider))
+    req, rcode = await asyncio.wait_for(send(handler, owned_add("h").to_wire()), 5)
+    assert rcode == dns.rcode.NOERROR
+    ptr = asyncio.ensure_future(send(handler, ptr_to("ns.example.test.")))
+    await asyncio.sleep(0.01)
+    assert not ptr.done()
+    release.set()
+    req, rcode = await asyncio.wait_for(ptr, 5)
+    assert rcode == dns.rcode.REFUSED and rules.PROTECTED_NAME_SERVER in req.detail
