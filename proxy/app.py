@@ -37,6 +37,7 @@ from proxy.dialects import DIALECTS
 from proxy.handler import Observer, RequestHandler
 from proxy.http.app import start_http
 from proxy.http.metrics import Metrics
+from proxy.http.state_metrics import export_state
 from proxy.nameservers import name_server_provider
 from proxy.ownership import OwnershipStore, location
 from proxy.pipeline import Pipeline, build_pipeline
@@ -208,6 +209,7 @@ class ProxyApp:
                            lambda: self.server.in_flight)
         self.metrics.counter("overload_drops", "UDP requests dropped at max_in_flight.",
                              lambda: self.server.overload_drops)
+        export_state(self.metrics, self)
 
     def _directory_stats(self) -> dict[tuple[str, ...], float]:
         if self.groups is None:
@@ -242,7 +244,7 @@ class ProxyApp:
         await self.server.start()
         if self.config.http is not None:
             self._http = await start_http(self.config.http, self.audit, self.metrics,
-                                          self.readiness)
+                                          self.readiness, state=self)
         await asyncio.gather(*(self._warm(u) for u in self.upstreams), self._warm_directory())
         tune_interpreter()
         sdnotify.notify("READY=1\nSTATUS=relaying updates")

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dns.update
@@ -326,3 +327,34 @@ async def test_contexts_in_use_and_negotiating_are_counted(http: TestClient,
     release.set()
     await task
     assert await contexts() == {"usable": 1, "in_use": 0, "negotiating": 0, "pool_size": 2}
+
+
+async def test_the_proxy_app_is_the_state(tmp_path: Path, store: AuditStore) -> None:
+    """``ProxyApp`` carries what the pages read, and exports the state metrics."""
+    from proxy.app import ProxyApp
+    from proxy.config import load_config
+    from proxy.http import status
+    from tests.unit.test_app_reload import ask, write_config
+
+    fake, port = await start_fake_upstream()
+    path = tmp_path / "proxy.toml"
+    write_config(path, port, ["10.9.0.0/24"])
+    app = ProxyApp(load_config(path), config_path=path)
+    app.audit = store
+    try:
+        for upstream in app.upstreams:
+            upstream.pool._negotiate = fake.negotiate
+        assert await ask(app, "h1.example.test.") == 0
+        data = await status.gather(app, store.db, app.readiness)
+        (upstream,) = data["upstreams"]
+        assert upstream["up"] is True and upstream["label"] == f"fake(127.0.0.1#{port})"
+        assert data["kerberos"]["principal"] == "svc@EXAMPLE.TEST" and data["directory"] is None
+        assert data["checks"]["upstream_context"] == "ok"
+        metrics = app.metrics.render().decode()
+        assert f'dnsproxy_upstream_up{{upstream="fake(127.0.0.1#{port})"}} 1.0' in metrics
+        assert "dnsproxy_context_pool_contexts{" in metrics
+    finally:
+        for u in app.upstreams:
+            u.transport.close()
+        assert fake.transport is not None
+        fake.transport.close()
