@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from proxy_process import ProxyProcess
 from lab import LabInfo
 from lab.base import NamespaceLab
 from lab.dhcp import DdnsTarget, DhcpClient, DhcpNetwork, DhcpScope, DhcpServer
+from lab.lab_secrets import LabKey, write_private
 from lab.proxy_config import render_proxy_config
 
 REV = "1.0.10.in-addr.arpa."
@@ -214,7 +215,9 @@ class Scenario:
 class DhcpRig:
     """The DHCP network of a lab and a proxy (module fixture); scenarios run on it."""
 
-    def __init__(self, lab: NamespaceLab, workdir: Path, clients: int = 2) -> None:
+    def __init__(self, lab: NamespaceLab, workdir: Path, clients: int = 2,
+                 keys: Sequence[LabKey] = ()) -> None:
+        """``keys``: inbound TSIG keys the proxy knows besides the lab's."""
         self.lab = lab
         self.info = lab.info
         self.workdir = workdir
@@ -222,9 +225,11 @@ class DhcpRig:
         self.dhcid_in_dns = self.info.flavour != "samba"
         self.forward_zone = f"{self.info.domain}."
         self.network = DhcpNetwork(lab, workdir / "net", clients)
-        config = workdir / "proxy.toml"
-        config.write_text(render_proxy_config(self.info))
-        self.proxy = ProxyProcess(config, self.info.proxy_ip)
+        self.config = workdir / "proxy.toml"
+        extra = "\n".join(f'[[tsig_keys]]\nname = "{k.name}"\nalgorithm = "{k.algorithm}"\n'
+                          f'secret = "{k.secret}"\naccount = "{k.account}"\n' for k in keys)
+        write_private(self.config, render_proxy_config(self.info, extra=extra))
+        self.proxy = ProxyProcess(self.config, self.info.proxy_ip)
 
     def inside(self) -> contextlib.AbstractContextManager[None]:
         """The calling thread in the lab's network namespace (and env) for the block."""

@@ -10,6 +10,8 @@ in BIND and in the proxy's request log (see dhcp_support).
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +19,7 @@ from dhcp_support import DhcpRig
 
 from lab import MitLab
 from lab.dhcp import DdnsTarget, DhcpdServer
+from lab.lab_secrets import LabKey, random_secret
 
 #: dhcpd's last word on one forward add (success, conflict or error)
 ADD_OUTCOME = r"Added reverse map|Forward map from .* FAILED|Unable to add forward map"
@@ -31,9 +34,17 @@ def unable(host: str, why: str) -> str:
     return rf"Unable to add forward map from {host}\.example\.test\. to [\d.]+: {why}\n"
 
 
+#: dhcpd's default key algorithm (many dhcpd.conf files still use it), for a member of
+#: DnsUpdateProxy; the proxy knows it besides the lab's keys
+MD5_KEY = LabKey("dhcpd-md5-key", "hmac-md5", random_secret("hmac-md5"), "DHCP1$")
+#: a source address the proxy does not know: only the key says who is sending
+UNKNOWN_SOURCE = "127.0.3.9"
+
+
 @pytest.fixture(scope="module")
 def rig(mit_lab: MitLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DhcpRig]:
-    with DhcpRig(mit_lab, tmp_path_factory.mktemp("dhcp-dhcpd")).running() as running:
+    rig = DhcpRig(mit_lab, tmp_path_factory.mktemp("dhcp-dhcpd"), keys=[MD5_KEY])
+    with rig.running() as running:
         yield running
 
 
@@ -75,3 +86,25 @@ def test_server_outside_the_group_gets_leases_but_no_dns(rig: DhcpRig) -> None:
     assert events[0]["identity"] == "DHCP3$", events
     assert "not a member of DnsUpdateProxy" in events[0]["detail"]
     assert re.search(unable("dhcpd-not-member", "REFUSED"), log), log
+
+
+def test_hmac_md5_key_works_and_check_config_warns(rig: DhcpRig) -> None:
+    target = DdnsTarget(rig.info.proxy_ip, UNKNOWN_SOURCE, MD5_KEY)
+    with rig.scenario(DhcpdServer, target, "dhcpd-md5") as sc:
+        mark = sc.proxy_mark()
+        owner, address, _ = sc.grant(1, "dhcpd-md5")
+        sc.release(owner, address)
+        events = sc.proxy_events(mark, 5)
+    # known by its key alone; every answer signed with hmac-md5 and accepted by dhcpd
+    assert {(e["identity"], e["key"]) for e in events} == {("DHCP1$", f"{MD5_KEY.name}.")}
+    assert not [f for f in TRANSPORT_FAILURES if f in sc.server.ddns_text()]
+    check = [sys.executable, "-m", "proxy.cli", "check-config", str(rig.config)]
+    result = subprocess.run(check, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    weak = [line for line in result.stderr.splitlines() if MD5_KEY.name in line]
+    assert len(weak) == 1 and ": warning: tsig_keys[" in weak[0], result.stderr
+    assert "hmac-md5 is a weak hash; use hmac-sha256" in weak[0]
+    assert f"tsig-keygen -a hmac-sha256 {MD5_KEY.name}" in weak[0]
+    strict = subprocess.run([*check[:-1], "--strict", check[-1]], capture_output=True,
+                            text=True, timeout=30)
+    assert strict.returncode == 1
