@@ -61,7 +61,7 @@ def render_proxy_config(
     info: LabInfo,
     *,
     port: int = 53,
-    upstreams: Sequence[tuple[str, str]] | None = None,
+    upstreams: Sequence[tuple[str, str] | tuple[str, str, str]] | None = None,
     pool_size: int = 4,
     listen_options: Mapping[str, int | float] | None = None,
     directory: bool = True,
@@ -70,8 +70,13 @@ def render_proxy_config(
     http_port: int | None = None,
     http_anonymous: bool = False,
     policy: str = LAB_POLICY,
+    settings: str = "",
+    audit: str | None = None,
 ) -> str:
-    """The TOML text. ``upstreams``: (address, hostname) pairs, default the lab's BIND;
+    """The TOML text. ``upstreams``: (address, hostname) pairs, default the lab's BIND,
+    each optionally with a third item: more TOML lines for that ``[[upstreams]]`` table;
+    ``settings``: top-level TOML lines (e.g. ``ownership_db``); ``audit``: the ``[audit]``
+    table's lines (default: the SQLite log below);
     ``listen_options``: further ``[listen]`` settings; ``directory``: check membership
     of DnsUpdateProxy in the lab's LDAP; ``extra``: appended TOML; ``upstream_kind``:
     the upstreams' ``kind``, default ``samba`` for a Samba lab, else ``bind``;
@@ -85,6 +90,7 @@ def render_proxy_config(
     parts = [
         "# dnsupdate-proxy configuration for the lab in " + str(info.dir),
         f"zones = [{zones}]",
+        *([settings] if settings else []),
         "",
         "[listen]",
         f'addresses = ["{info.proxy_ip}"]',
@@ -101,7 +107,7 @@ def render_proxy_config(
         "deadline = 0.4",
         "",
         "[audit]",
-        f'sqlite_path = "audit-{port}.sqlite3"',
+        audit or f'sqlite_path = "audit-{port}.sqlite3"',
     ]
     if http_port is not None:
         parts += ["", "[http]", f'listen = ["{info.proxy_ip}"]', f"port = {http_port}",
@@ -110,9 +116,9 @@ def render_proxy_config(
                   f'allowed_principals = ["@{info.realm}"]',
                   f"anonymous = {'true' if http_anonymous else 'false'}",
                   "", "[[http.tokens]]", 'name = "lab"', f'token = "{info.secrets.http_token}"']
-    for address, hostname in ups:
+    for address, hostname, *more in ups:
         parts += ["", "[[upstreams]]", f'address = "{address}"', f'hostname = "{hostname}"',
-                  f'kind = "{kind}"', f"pool_size = {pool_size}"]
+                  f'kind = "{kind}"', f"pool_size = {pool_size}", *more]
     if directory:
         parts += ["", "[directory]", f'urls = ["{info.ldap_url}"]', f'base_dn = "{info.base_dn}"',
                   f'sasl_host = "{info.ldap_host}"', 'groups = ["DnsUpdateProxy"]']
