@@ -21,13 +21,15 @@ _DELETE_CLASSES = (dns.rdataclass.ANY, dns.rdataclass.NONE)
 class NameChange:
     """The update-section records for one name (RFC 2136 §2.5).
 
-    ``adds``: records of the zone's class (to add). ``deletes``: records of class ANY
-    (the whole RRset, or the whole name with type ANY) or NONE (this record).
+    ``adds``: records of the zone's class (to add), ``added_types`` their types.
+    ``deletes``: records of class ANY (the whole RRset, or the whole name with type
+    ANY) or NONE (this record).
     """
 
     labels: Labels
     reverse: bool
     adds: list[UpdateRR] = field(default_factory=list)
+    added_types: set[int] = field(default_factory=set)
     deletes: list[UpdateRR] = field(default_factory=list)
 
 
@@ -68,6 +70,7 @@ def digest(update: ParsedUpdate) -> UpdateDigest:
             change.deletes.append(rr)
         else:
             change.adds.append(rr)
+            change.added_types.add(rr.rdtype)
             if max_ttl is None or rr.ttl > max_ttl[0]:
                 max_ttl = (rr.ttl, rr.rdtype)
     guards: dict[Labels, Guards] = {}

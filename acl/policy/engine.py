@@ -17,14 +17,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import chain
 
 import dns.rcode
 
 from acl.policy import rules
 from acl.policy.config import PolicyConfig, ProfileOverrides
 from acl.policy.digest import UpdateDigest, digest
-from acl.policy.names import is_at_or_below, labels_from_text
+from acl.policy.names import labels_from_text
 from acl.policy.profile import CompiledProfile
 from acl.policy.protected import ProtectedNames
 from acl.policy.ratelimit import RateLimiter
@@ -121,9 +120,12 @@ class PolicyEngine:
 def outside_zone(update: UpdateDigest) -> Violation | None:
     """The first prerequisite or update name not in the update's zone (answered with
     NOTZONE, as RFC 2136 §3.2.1 and §3.4.1.3 prescribe), else None."""
-    for labels in chain(update.guards, update.changes):
-        if not is_at_or_below(labels, update.zone):
-            return Violation(rules.NAME_OUTSIDE_ZONE,
-                             f"{text_of(labels)} is not in zone {text_of(update.zone)}",
-                             dns.rcode.NOTZONE)
+    zone = update.zone
+    depth = -len(zone)  # the zone's labels end every name in it (a shorter name differs)
+    for names in (update.guards, update.changes):
+        for labels in names:
+            if labels[depth:] != zone:
+                return Violation(rules.NAME_OUTSIDE_ZONE,
+                                 f"{text_of(labels)} is not in zone {text_of(zone)}",
+                                 dns.rcode.NOTZONE)
     return None

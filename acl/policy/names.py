@@ -36,7 +36,7 @@ def is_at_or_below(labels: Labels, suffix: Labels) -> bool:
 
 def is_host_name(labels: Labels, octets: bytes) -> bool:
     """True when every label holds only ``octets`` (see :data:`HOST_NAME_OCTETS`)."""
-    return not any(label.translate(None, octets) for label in labels)
+    return not b"".join(labels).translate(None, octets)
 
 
 def is_reverse(labels: Labels) -> bool:

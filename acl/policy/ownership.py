@@ -35,17 +35,17 @@ def ownership_violation(change: NameChange, guards: Guards | None,
     g = guards or _NO_GUARDS
     if owner_type in g.matched:
         return None
-    owner = dns.rdatatype.to_text(owner_type)
-    name = text_of(change.labels)
     if g.absent:
-        if not change.adds or any(rr.rdtype == owner_type for rr in change.adds):
+        if not change.adds or owner_type in change.added_types:
             return None
+        owner, name = dns.rdatatype.to_text(owner_type), text_of(change.labels)
         return Violation(rules.OWNER_RECORD_MISSING,
                          f"adding to {name} on the condition that it does not exist needs "
                          f"its {owner} record in the same update; without it the name "
                          "would belong to nobody and could never be changed again")
     if not change.adds and _is_owner_cleanup(change, g, owner_type):
         return None
+    owner, name = dns.rdatatype.to_text(owner_type), text_of(change.labels)
     if change.adds:
         return Violation(rules.UNGUARDED_ADD,
                          f"adding to {name} needs the prerequisite that the name does not "

@@ -117,8 +117,7 @@ class CompiledProfile:
                                  "this sender; delete single records instead")
         if change.reverse:
             return self._check_reverse(labels, change)
-        if any(rr.rdtype in _ADDRESS_TYPES for rr in change.adds) and \
-                not self._host_name(labels):
+        if not _ADDRESS_TYPES.isdisjoint(change.added_types) and not self._host_name(labels):
             return Violation(rules.NOT_HOST_NAME,
                              f"{text_of(labels)} is not a host name: only "
                              f"{self.host_syntax} may be used (profile key host_names)")
