@@ -14,6 +14,7 @@ PACKAGES=(
   slapd ldap-utils
   kea-dhcp4-server kea-dhcp-ddns-server kea-admin isc-dhcp-server isc-dhcp-client
   postgresql chromium
+  prometheus                       # promtool: tests check deploy/prometheus/ rules
   samba samba-dsdb-modules samba-vfs-modules samba-ad-provision python3-samba winbind
 )
 STAMP=.venv/.setup-done
