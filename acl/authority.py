@@ -28,7 +28,7 @@ class GroupAuthority:
         self._executor = ThreadPoolExecutor(max_workers=config.connections,
                                             thread_name_prefix="directory")
         self.cache = DecisionCache(
-            self._load,
+            self.lookup,
             ttl=config.ttl,
             negative_ttl=config.negative_ttl,
             refresh_ahead=config.refresh_ahead,
@@ -41,7 +41,9 @@ class GroupAuthority:
         """The decision for ``identity``; raises DirectoryUnavailable (refuse then)."""
         return await self.cache.get(identity)
 
-    async def _load(self, identity: str) -> Decision:
+    async def lookup(self, identity: str) -> Decision:
+        """Ask the directory now, past the cache, which stays as it was (the cache's
+        loader, and what ``dnsupdate-proxy explain`` shows); raises DirectoryUnavailable."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.resolver.decide, identity)
 

@@ -14,6 +14,7 @@ that has a ``[policy.groups.*]`` table (none: just the default) ← the sender's
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from acl.policy.digest import UpdateDigest, digest
 from acl.policy.names import labels_from_text
 from acl.policy.profile import CompiledProfile
 from acl.policy.protected import ProtectedNames
-from acl.policy.ratelimit import RateLimiter
+from acl.policy.ratelimit import DryRunLimiter, RateLimiter
 from acl.policy.refreshed import RefreshedNames
 from acl.policy.rules import Violation
 from proxy.update import ParsedUpdate, text_of
@@ -58,7 +59,7 @@ class PolicyEngine:
         self.dcs = dcs or RefreshedNames(config.protected.domain_controllers)
         self.name_servers = name_servers or RefreshedNames(())
         self.protected = ProtectedNames(config.protected, self.dcs, self.name_servers)
-        self.limiter = RateLimiter(clock)
+        self.limiter: RateLimiter | DryRunLimiter = RateLimiter(clock)
         self._groups = {k.casefold(): v for k, v in config.groups.items()}
         self._identities = {k.casefold(): v for k, v in config.identities.items()}
         self._senders: dict[tuple[str, tuple[str, ...]], SenderPolicy] = {}
@@ -115,6 +116,14 @@ class PolicyEngine:
         unlimited = any(p.rate <= 0 for p in profiles)
         return SenderPolicy(profiles, 0.0 if unlimited else max(p.rate for p in profiles),
                             max(p.burst for p in profiles))
+
+    def dry_run(self) -> PolicyEngine:
+        """This engine deciding as it would now (same profiles, name lists and token
+        buckets) but taking no rate-limit token: what ``dnsupdate-proxy explain`` shows
+        next to the live proxy."""
+        twin = copy.copy(self)
+        twin.limiter = self.limiter.dry_run()
+        return twin
 
 
 def outside_zone(update: UpdateDigest) -> Violation | None:

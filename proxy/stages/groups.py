@@ -24,7 +24,7 @@ from collections.abc import Callable
 from acl.authority import GroupAuthority
 from acl.config import DirectoryConfig, is_address
 from acl.connection import Connector, ServiceAccount
-from acl.decision import DirectoryUnavailable, Verdict
+from acl.decision import Decision, DirectoryUnavailable, Verdict
 from acl.ldap_directory import LdapDirectory
 from acl.resolver import Resolver
 from proxy.config import KerberosConfig
@@ -45,10 +45,18 @@ class GroupsStage:
         self.authority = authority
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
+        await self.check(req)
+        return await call_next(req)
+
+    async def check(self, req: RequestContext, *, live: bool = False) -> Decision:
+        """Decide ``req``'s sender and note it in ``req`` as the module docstring says;
+        return the decision or raise :class:`Reject`. ``live``: ask the directory now,
+        past the cache, which stays as it was (``dnsupdate-proxy explain``)."""
         if req.identity is None:
             raise Reject(Outcome.UNKNOWN_SENDER, "no identity to look up in the directory")
+        decide = self.authority.lookup if live else self.authority.decide
         try:
-            decision = await self.authority.decide(req.identity)
+            decision = await decide(req.identity)
         except DirectoryUnavailable as exc:
             reason = f"directory unavailable: {exc}"
             _add_reason(req, reason)
@@ -60,7 +68,7 @@ class GroupsStage:
         req.groups = decision.groups
         if decision.account is not None and is_address(req.identity):
             req.identity = decision.account
-        return await call_next(req)
+        return decision
 
     async def prepare(self) -> str:
         """Warm up (connect, detect the strategy, find the groups); see GroupAuthority."""

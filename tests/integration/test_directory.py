@@ -9,6 +9,7 @@ slapd is always running again when a test ends.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -184,6 +185,35 @@ async def test_membership_changes_take_effect_after_the_ttl(
     outcome, req = await _ask(stage, name)
     assert outcome is Outcome.DENIED_NOT_MEMBER
     assert req.reason == f"{name} is not a member of DnsUpdateProxy"
+
+
+async def test_a_live_check_asks_the_directory_and_leaves_the_cache_as_it_was(
+        stage: GroupsStage, lab: LabInfo, entries: Entries) -> None:
+    """What ``dnsupdate-proxy explain`` asks: the directory now, whatever is cached, and
+    the membership path; the cache (and its counters) stay as they were."""
+    name, dn = entries.computer("LIVE")
+    nested = entries.group("LIVE-SITE", dn)
+    entries.member("add", lab.group_dn, nested)
+    try:
+        assert (await _ask(stage, name))[0] is Outcome.FORWARDED_OK
+        entries.member("delete", lab.group_dn, nested)
+        before = dataclasses.replace(stage.authority.cache.stats)
+        req = RequestContext(wire=b"", client=("10.0.1.2", 5353), transport="udp")
+        req.identity = name
+        with pytest.raises(Reject) as refused:
+            await stage.check(req, live=True)
+        assert refused.value.outcome is Outcome.DENIED_NOT_MEMBER
+        assert req.reason == f"{name} is not a member of DnsUpdateProxy"
+        assert stage.authority.cache.stats == before
+        assert (await _ask(stage, name))[0] is Outcome.FORWARDED_OK  # still cached
+        entries.member("add", lab.group_dn, nested)
+        req.reason = None
+        decision = await stage.check(req, live=True)
+        assert decision.paths == (f"DnsUpdateProxy via {nested.split(',')[0][3:]}",)
+        _, direct = await _ask(stage, "DHCP1$")
+        assert (await stage.check(direct, live=True)).paths == ("DnsUpdateProxy (direct)",)
+    finally:
+        entries.member("delete", lab.group_dn, nested)
 
 
 async def test_refresh_ahead_picks_up_a_removal_before_expiry(

@@ -282,6 +282,21 @@ def test_burst_beyond_the_rate_limit_is_refused() -> None:
     assert [rule_of(eng, owned_add("y")) for _ in range(2)] == [None, rules.RATE_EXCEEDED]
 
 
+def test_a_dry_run_answers_from_the_live_buckets_and_takes_no_token() -> None:
+    now = [100.0]
+    eng = engine(lab_config(rate=2.0, burst=2), clock=lambda: now[0])
+    dry = eng.dry_run()
+    assert [rule_of(dry, owned_add("a")) for _ in range(5)] == [None] * 5
+    assert [rule_of(eng, owned_add(f"h{i}")) for i in range(3)] == [
+        None, None, rules.RATE_EXCEEDED]  # the dry runs took nothing
+    assert rule_of(dry, owned_add("a")) == rules.RATE_EXCEEDED  # the live bucket is empty
+    assert rule_of(dry, owned_add("a"), identity="DHCP2$") is None
+    now[0] += 0.5
+    assert [rule_of(dry, owned_add("a")) for _ in range(3)] == [None] * 3
+    assert [rule_of(eng, owned_add("y")) for _ in range(2)] == [None, rules.RATE_EXCEEDED]
+    assert rule_of(dry.dry_run(), owned_add("a")) == rules.RATE_EXCEEDED
+
+
 def test_every_refusal_reads_rule_colon_sentence() -> None:
     violation = check(engine(), owned_add("*"))
     assert str(violation).startswith("protected.wildcard: *.example.test. ")
