@@ -10,8 +10,6 @@ directory client against AD's in-chain rule over StartTLS and LDAPS.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import socket
@@ -22,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dhcid_scripts
 import dns.message
 import dns.name
 import dns.query
@@ -29,6 +28,7 @@ import dns.rcode
 import dns.update
 import gssapi
 import pytest
+from dhcid_scripts import dhcid, nsupdate, register, remove, replace
 from proxy_process import ProxyProcess, free_port
 
 from acl.config import DirectoryConfig
@@ -77,20 +77,8 @@ def proxy(samba_lab: SambaLab, tmp_path_factory: pytest.TempPathFactory) -> Iter
     assert process.stop() == 0
 
 
-def nsupdate(proxy: ProxyProcess, script: str,
-             source: str = "127.0.0.1") -> subprocess.CompletedProcess[str]:
-    text = f"server {proxy.address} {proxy.port}\nlocal {source}\n{script.rstrip()}\nsend\n"
-    return subprocess.run(["nsupdate"], input=text, capture_output=True, text=True, timeout=20)
-
-
 def lookup(info: LabInfo, name: str, rdtype: str = "A") -> list[str]:
-    reply = dns.query.udp(dns.message.make_query(name, rdtype), info.dns_server_ip, timeout=2)
-    return sorted(rd.to_text() for rrset in reply.answer for rd in rrset)
-
-
-def dhcid(name: str, client: bytes) -> str:
-    digest = hashlib.sha256(client + dns.name.from_text(name).to_wire()).digest()
-    return base64.b64encode(b"\x00\x00\x01" + digest).decode()
+    return dhcid_scripts.lookup(info.dns_server_ip, name, rdtype)
 
 
 def last_request_line(proxy: ProxyProcess) -> str:
@@ -185,26 +173,20 @@ def test_ownership_survives_a_proxy_restart(samba: LabInfo, tmp_path: Path) -> N
     host = f"restart-{int(time.time())}.{FWD}"
     first, second = dhcid(host, b"\x01client-one"), dhcid(host, b"\x01client-two")
     try:
-        add = (f"zone {FWD}\nprereq nxdomain {host}\nupdate add {host} 300 A 10.0.1.41\n"
-               f"update add {host} 300 DHCID {first}\n")
-        assert nsupdate(proxy, add, "127.0.3.1").returncode == 0
+        assert nsupdate(proxy, register(FWD, host, "10.0.1.41", first),
+                        "127.0.3.1").returncode == 0
         assert proxy.proc is not None
         proxy.proc.kill()  # SIGKILL: nothing is flushed at exit
         proxy.proc.wait()
         assert (tmp_path / "ownership.sqlite3").is_file()
         proxy.start()
-        take_over = (f"zone {FWD}\nprereq yxrrset {host} DHCID {second}\n"
-                     f"update delete {host} A\nupdate add {host} 300 A 10.0.1.42\n")
-        refused = nsupdate(proxy, take_over, "127.0.3.2")
+        refused = nsupdate(proxy, replace(FWD, host, "10.0.1.42", second), "127.0.3.2")
         assert refused.returncode != 0 and "NXRRSET" in refused.stderr
         assert "recorded for DHCP1$" in last_request_line(proxy)
-        replace = (f"zone {FWD}\nprereq yxrrset {host} DHCID {first}\n"
-                   f"update delete {host} A\nupdate add {host} 300 A 10.0.1.43\n")
-        assert nsupdate(proxy, replace, "127.0.3.1").returncode == 0
+        assert nsupdate(proxy, replace(FWD, host, "10.0.1.43", first),
+                        "127.0.3.1").returncode == 0
         assert lookup(samba, host) == ["10.0.1.43"]
-        remove = (f"zone {FWD}\nprereq yxrrset {host} DHCID {first}\n"
-                  f"prereq nxrrset {host} AAAA\nupdate delete {host}\n")
-        assert nsupdate(proxy, remove, "127.0.3.1").returncode == 0
+        assert nsupdate(proxy, remove(FWD, host, first), "127.0.3.1").returncode == 0
         assert lookup(samba, host) == []
     finally:
         proxy.stop()
