@@ -33,6 +33,8 @@ class DhcpScope:
     interface: str = BRIDGE
     subnet: str = SUBNET
     router: str = GATEWAY
+    #: Kea's ``ddns-update-on-renew``: every renewal removes and re-adds the names
+    update_on_renew: bool = False
 
     @property
     def netmask(self) -> str:

@@ -3,11 +3,11 @@
 kea-dhcp4 hands every lease change to D2 as a name change request (UDP/JSON on
 127.0.0.1:53001); D2 sends the RFC 2136 UPDATEs (forward add with the DHCID
 conflict-resolution prerequisites, then the reverse replace; removals on release)
-to the target, over UDP, 500 ms timeout, 3 tries. Renewals send nothing
-(``ddns-update-on-renew`` false, Kea's default). D2 has no setting for its source
-address, so a :class:`~lab.dhcp_net.SourceRoute` makes it send from the target's
-``source`` while Kea runs. Pid and lock files stay in the work directory
-(``KEA_PIDFILE_DIR``/``KEA_LOCKFILE_DIR``).
+to the target, over UDP, 500 ms timeout, 3 tries. Renewals send nothing unless
+the scope says ``update_on_renew`` (Kea's ``ddns-update-on-renew``, default false).
+D2 has no setting for its source address, so a :class:`~lab.dhcp_net.SourceRoute`
+makes it send from the target's ``source`` while Kea runs. Pid and lock files stay
+in the work directory (``KEA_PIDFILE_DIR``/``KEA_LOCKFILE_DIR``).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def dhcp4_config(scope: DhcpScope, workdir: Path) -> dict[str, Any]:
         "ddns-override-no-update": True,
         "ddns-replace-client-name": "never",
         "ddns-qualifying-suffix": scope.domain,
-        "ddns-update-on-renew": False,
+        "ddns-update-on-renew": scope.update_on_renew,
         "ddns-use-conflict-resolution": True,
         "subnet4": [{
             "id": 1, "subnet": scope.subnet, "interface": scope.interface,

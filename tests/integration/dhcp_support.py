@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.query
@@ -161,6 +162,21 @@ class Scenario:
         assert self.records(client, address) == records
         assert self.proxy_events(mark) == []
 
+    def renew_reregisters(self, client: DhcpClient, address: str, records: Records) -> None:
+        """With Kea's ``ddns-update-on-renew``: the renewal at T1 removes the names and adds
+        them again (five forwarded UPDATEs: forward address, forward name, reverse; forward,
+        reverse); afterwards DNS holds exactly what it held."""
+        mark = self.proxy_mark()
+        client.wait_event("RENEW", STEP_TIMEOUT_S)
+        assert client.address() == address
+        events = self.proxy_events(mark, 5)[:5]
+        zones = [self.rig.forward_zone] * 2 + [REV]
+        assert [(e["event"], e["zone"]) for e in events] == [
+            ("forwarded-ok", zone) for zone in (*zones, *zones[1:])], events
+        self.check_sender(events)
+        poll(lambda: self.records(client, address) == records,
+             f"{client.fqdn} registered again after the renewal")
+
     def conflict(self, index: int, owner: DhcpClient, address: str, records: Records,
                  outcome: str) -> str:
         """A second client asks for the owner's name: it gets a lease, DNS keeps the owner's.
@@ -189,6 +205,17 @@ class Scenario:
         mark = self.proxy_mark()
         client.release()
         poll(lambda: self.records(client, address).empty, f"{client.fqdn} removed from DNS")
+        events = self.proxy_events(mark, 3)
+        assert [e["event"] for e in events] == ["forwarded-ok"] * 3, events
+        self.check_sender(events)
+
+    def expire(self, client: DhcpClient, address: str) -> None:
+        """The client vanishes without a release: once its lease has expired, the server
+        reclaims it and removes A, DHCID and PTR (three forwarded UPDATEs)."""
+        mark = self.proxy_mark()
+        client.stop()
+        poll(lambda: self.records(client, address).empty, f"{client.fqdn} removed from DNS",
+             timeout=self.server.scope.lease_time + STEP_TIMEOUT_S)
         events = self.proxy_events(mark, 3)
         assert [e["event"] for e in events] == ["forwarded-ok"] * 3, events
         self.check_sender(events)
@@ -248,13 +275,15 @@ class DhcpRig:
 
     @contextmanager
     def scenario(self, server_type: type[DhcpServer], target: DdnsTarget,
-                 label: str) -> Iterator[Scenario]:
-        """Start a ``server_type`` for ``target`` on a fresh pool; stop it and its clients."""
+                 label: str, **scope: Any) -> Iterator[Scenario]:
+        """Start a ``server_type`` for ``target`` on a fresh pool; stop it and its clients.
+
+        ``scope``: :class:`DhcpScope` fields to change (``lease_time``...)."""
         first = next(_POOLS)
-        scope = DhcpScope(domain=self.forward_zone).with_pool(f"10.0.1.{first}",
-                                                              f"10.0.1.{first + 9}")
+        served = DhcpScope(domain=self.forward_zone, **scope).with_pool(
+            f"10.0.1.{first}", f"10.0.1.{first + 9}")
         workdir = self.workdir / label
-        with server_type(self.lab, workdir, scope, target) as server:
+        with server_type(self.lab, workdir, served, target) as server:
             scenario = Scenario(self, server, workdir)
             try:
                 yield scenario

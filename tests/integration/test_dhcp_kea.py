@@ -10,15 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from dhcp_support import DhcpRig
+from dhcp_support import STEP_TIMEOUT_S, DhcpRig
 
 from lab import MitLab
 from lab.dhcp import DdnsTarget, KeaServer
 
 #: D2's last word on one add request (success or not)
 ADD_OUTCOME = r"DHCP_DDNS_ADD_(SUCCEEDED|FAILED)"
+#: D2's last word on one remove request
+REMOVE_OUTCOME = r"DHCP_DDNS_REMOVE_(SUCCEEDED|FAILED)"
 #: what D2 logs when the DNS server (here: the proxy) itself fails it
 TRANSPORT_FAILURES = ("_IO_ERROR", "_RESP_CORRUPT", "NO_MORE_SERVERS")
+#: short leases for the expiry scenario: the clients renew every second
+SHORT_LEASE = {"lease_time": 4, "renew_time": 1, "rebind_time": 3}
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +67,34 @@ def test_server_outside_the_group_gets_leases_but_no_dns(rig: DhcpRig) -> None:
     assert "not a member of DnsUpdateProxy" in events[0]["detail"]
     # REFUSED: D2 gives up at once, no retry, no reverse update
     assert "DHCP_DDNS_FORWARD_ADD_REJECTED" in d2_log and "RCODE: 5" in d2_log
+
+
+def test_expired_leases_are_reclaimed_and_their_names_removed(rig: DhcpRig) -> None:
+    target = DdnsTarget.proxy(rig.info, "DHCP1$", "dhcp1-key")
+    with rig.scenario(KeaServer, target, "kea-expiry", **SHORT_LEASE) as sc:
+        owner, address, records = sc.grant(1, "kea-expiry")
+        sc.conflict(2, owner, address, records, ADD_OUTCOME)
+        # the loser's lease expires first (its client was stopped): Kea tries to remove
+        # the name with the loser's DHCID. BIND answers the address removal NXRRSET (not
+        # that DHCID), which D2 takes as done, and the name removal YXRRSET (the owner's A
+        # is there): D2 gives up, the owner's records stay
+        mark, log_mark = sc.proxy_mark(), sc.server.log_mark()
+        d2_log = sc.server.wait_log(REMOVE_OUTCOME, log_mark,
+                                    timeout=sc.server.scope.lease_time + STEP_TIMEOUT_S)
+        assert "DHCP_DDNS_FORWARD_REMOVE_RRS_REJECTED" in d2_log, d2_log
+        assert "DHCP_DDNS_REMOVE_FAILED" in d2_log
+        events = sc.proxy_events(mark, 2)
+        assert [(e["event"], e["rcode"]) for e in events] == [
+            ("upstream-rejected", "NXRRSET"), ("upstream-rejected", "YXRRSET")], events
+        assert sc.records(owner, address) == records
+        # the owner vanishes without a release: reclaimed at expiry, names removed
+        sc.expire(owner, address)
+        assert not [f for f in TRANSPORT_FAILURES if f in sc.server.ddns_text()]
+
+
+def test_update_on_renew_registers_again_at_each_renewal(rig: DhcpRig) -> None:
+    target = DdnsTarget.proxy(rig.info, "DHCP1$")
+    with rig.scenario(KeaServer, target, "kea-on-renew", update_on_renew=True) as sc:
+        owner, address, records = sc.grant(1, "kea-on-renew")
+        sc.renew_reregisters(owner, address, records)
+        sc.release(owner, address)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,8 @@ def test_kea_dhcp4_serves_the_scope_with_conflict_resolution() -> None:
     assert (d4["valid-lifetime"], d4["renew-timer"]) == (SCOPE.lease_time, SCOPE.renew_time)
     assert d4["ddns-use-conflict-resolution"] and not d4["ddns-update-on-renew"]
     assert d4["lease-database"]["name"].startswith(str(WORK))
+    renewing = dataclasses.replace(SCOPE, update_on_renew=True)
+    assert dhcp4_config(renewing, WORK)["Dhcp4"]["ddns-update-on-renew"] is True
 
 
 def test_dhcpd_sends_from_the_source_address_and_signs_with_the_key() -> None:
