@@ -358,3 +358,25 @@ async def test_the_proxy_app_is_the_state(tmp_path: Path, store: AuditStore) -> 
             u.transport.close()
         assert fake.transport is not None
         fake.transport.close()
+
+
+async def test_state_pages_need_the_same_authentication(state: State, store: AuditStore) -> None:
+    """No credentials: 401 for the pages and their JSON; the bearer token gets in. Values
+    from the traffic (a client-chosen identity) are escaped."""
+    from tests.unit.test_http_api import TOKEN, http_config
+
+    app = build_app(http_config(), store.db, Metrics(), lambda: (True, {}), state=state)
+    async with serve(app) as client:
+        for path in ("/status", "/senders", "/api/v1/status", "/api/v1/senders"):
+            assert (await client.get(path)).status == 401, path
+            authorized = await client.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
+            assert authorized.status == 200, path
+    req = synthetic_request(1, received_at=time.time())
+    req.identity = "<script>alert(1)</script>"
+    store.record(req)
+    await store.flush()
+    app = build_app(HttpConfig(anonymous=True), store.db, Metrics(), lambda: (True, {}),
+                    state=state)
+    async with serve(app) as client:
+        text = await (await client.get("/senders", params={"window": "30d"})).text()
+    assert "<script>alert" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
