@@ -41,6 +41,7 @@ from proxy.http.state_metrics import export_state
 from proxy.nameservers import name_server_provider
 from proxy.ownership import OwnershipStore, location
 from proxy.pipeline import Pipeline, build_pipeline
+from proxy.refusals import RefusalLimiter
 from proxy.replay import ReplayMemory
 from proxy.requestlog import log_request
 from proxy.schema import ConfigError
@@ -77,12 +78,16 @@ class ProxyApp:
         self.groups = self._groups(config)
         self.pipeline = self._build(config)
         self.metrics = Metrics()
+        self.refusals = RefusalLimiter(config.listen.refusals_per_source,
+                                       config.listen.refusals_total)
         self.handler = RequestHandler(self.pipeline,
-                                      [log_request, self.metrics.observe, *observers])
+                                      [log_request, self.metrics.observe, *observers],
+                                      self.refusals)
         self.server = Server(self.handler, config.listen)
         self.audit: AuditStore | None = None
         self._http: web.AppRunner | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._refusal_reports: asyncio.Task[None] | None = None
         self._export_state()
 
     @property
@@ -209,6 +214,23 @@ class ProxyApp:
                            lambda: self.server.in_flight)
         self.metrics.counter("overload_drops", "UDP requests dropped at max_in_flight.",
                              lambda: self.server.overload_drops)
+        self.metrics.counter("udp_receive_drops", "Datagrams the kernel dropped at the "
+                             "listening sockets (receive buffer full: the proxy did not "
+                             "read them in time).", self.server.udp_receive_drops)
+        self.metrics.counter("tcp_refused_connections", "TCP connections closed at once, by "
+                             "limit: tcp_max_connections or tcp_max_per_source.",
+                             lambda: {("max-connections",): self.server.tcp_refused,
+                                      ("per-source",): self.server.tcp_refused_per_source},
+                             ("limit",))
+        self.metrics.counter("tcp_closed_after_refusal", "TCP connections closed after the "
+                             "answer to a message whose sender was not identified.",
+                             lambda: self.server.tcp_closed_after_refusal)
+        self.metrics.counter("refusals_suppressed", "Refusals of unidentified senders beyond "
+                             "listen.refusals_per_source/refusals_total: answered, not logged "
+                             "or audited one by one, by outcome.",
+                             lambda: {(k,): v for k, v in
+                                      self.refusals.suppressed_by_outcome.items()},
+                             ("outcome",))
         export_state(self.metrics, self)
 
     def _directory_stats(self) -> dict[tuple[str, ...], float]:
@@ -252,6 +274,18 @@ class ProxyApp:
         if interval:
             self._watchdog = asyncio.get_running_loop().create_task(
                 sdnotify.watchdog_loop(interval))
+        self._refusal_reports = asyncio.get_running_loop().create_task(
+            self._report_refusals())
+
+    async def _report_refusals(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.listen.refusal_report_interval)
+            self._write_refusal_report()
+
+    def _write_refusal_report(self) -> None:
+        """One warning and one audit row per source whose refusals were suppressed."""
+        self.refusals.write_report(self.audit.record if self.audit is not None
+                                   else lambda _: None)
 
     async def _warm(self, upstream: Upstream) -> None:
         try:
@@ -277,6 +311,9 @@ class ProxyApp:
         if self._watchdog is not None:
             self._watchdog.cancel()
         await self.server.drain(self.config.listen.drain_timeout)
+        if self._refusal_reports is not None:
+            self._refusal_reports.cancel()
+        self._write_refusal_report()
         for upstream in self._upstreams.values():
             upstream.transport.close()
         if self.groups is not None:

@@ -65,6 +65,12 @@ class ListenConfig:
         1024, doc="Requests processed at once; beyond it UDP is dropped (counted) and TCP waits."
     )
     tcp_max_connections: int = setting(256, doc="Open TCP connections at most.")
+    tcp_max_per_source: int = setting(
+        16, doc="Open TCP connections from one source address at most (Kea and dhcpd use "
+        "UDP only). A connection is also closed after the answer to a message whose sender "
+        "was not identified (unknown, unsigned where a key is required, failed TSIG, "
+        "malformed)."
+    )
     tcp_idle_timeout: float = setting(10.0, doc="Seconds before an idle TCP connection is closed.")
     drain_timeout: float = setting(5.0, doc="Seconds SIGTERM waits for in-flight requests.")
     tsig_window: float = setting(
@@ -78,6 +84,19 @@ class ListenConfig:
         "remembered are refused."
     )
 
+    refusals_per_source: int = setting(
+        20, doc="Refusals of unidentified senders logged and audited one by one per source "
+        "address and second; beyond it they are still answered, counted in the metrics and "
+        "reported in one warning and one audit row (refusals-suppressed) per source every "
+        "refusal_report_interval."
+    )
+    refusals_total: int = setting(
+        200, doc="The same, per second for all sources together."
+    )
+    refusal_report_interval: float = setting(
+        10.0, doc="Seconds between the reports of refusals not logged one by one."
+    )
+
     def check(self, path: str) -> list[str]:
         problems = [f"{path}.addresses: {a!r} is not an IP address"
                     for a in self.addresses if not is_address(a)]
@@ -88,9 +107,15 @@ class ListenConfig:
         if not 1.0 <= self.tsig_window <= 3600.0:
             problems.append(f"{path}.tsig_window: {self.tsig_window} is not between 1 and "
                             "3600 seconds")
-        for key in ("max_in_flight", "tcp_max_connections", "tsig_replay_memory"):
+        for key in ("max_in_flight", "tcp_max_connections", "tsig_replay_memory",
+                    "tcp_max_per_source"):
             if getattr(self, key) < 1:
                 problems.append(f"{path}.{key}: must be at least 1")
+        for key in ("refusals_per_source", "refusals_total"):
+            if getattr(self, key) < 0:
+                problems.append(f"{path}.{key}: must be 0 (none one by one) or positive")
+        if self.refusal_report_interval <= 0:
+            problems.append(f"{path}.refusal_report_interval: must be positive")
         return problems
 
 

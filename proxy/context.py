@@ -51,6 +51,8 @@ class RequestContext:
     rcode: int | None = None
     stage_ms: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # a refusal beyond its source's rate: counted, not logged or audited one by one
+    suppressed: bool = False
 
     @property
     def client_text(self) -> str:

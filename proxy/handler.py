@@ -4,7 +4,9 @@ Contract: :meth:`RequestHandler.handle` never raises (except the cancellation of
 request abandoned at shutdown, which is recorded first). It returns the reply bytes,
 or None for "send nothing" (unreadable input, overload); it sets ``req.outcome``,
 ``req.rcode`` and ``req.detail`` and hands the finished request to every observer
-(request log, audit store, metrics) exactly once.
+(request log, audit store, metrics) exactly once. With a
+:class:`~proxy.refusals.RefusalLimiter` it first sets ``req.suppressed`` for a refusal
+beyond its source's rate: the request log and the audit store skip those.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterable
 from proxy.context import RequestContext
 from proxy.outcome import Outcome, Reject
 from proxy.pipeline import Pipeline
+from proxy.refusals import RefusalLimiter
 from proxy.reply import build_reply
 
 log = logging.getLogger("dnsupdate_proxy.handler")
@@ -26,9 +29,11 @@ Observer = Callable[[RequestContext], None]
 class RequestHandler:
     """Pipeline + reply building + observers; knows nothing about sockets."""
 
-    def __init__(self, pipeline: Pipeline, observers: Iterable[Observer] = ()) -> None:
+    def __init__(self, pipeline: Pipeline, observers: Iterable[Observer] = (),
+                 limiter: RefusalLimiter | None = None) -> None:
         self.pipeline = pipeline
         self.observers = list(observers)
+        self.limiter = limiter
 
     async def handle(self, req: RequestContext) -> bytes | None:
         """Process ``req``; see the module docstring."""
@@ -66,6 +71,8 @@ class RequestHandler:
 
     def finish(self, req: RequestContext) -> None:
         """Hand ``req`` to every observer; an observer's failure is logged, not raised."""
+        if self.limiter is not None:
+            req.suppressed = self.limiter.suppress(req)
         for observer in self.observers:
             try:
                 observer(req)

@@ -32,6 +32,7 @@ class Outcome(enum.Enum):
     RETRANSMIT_ANSWERED = ("retransmit-answered", None)  # the original's answer, not re-sent
     REPLAY_REFUSED = ("replay-refused", dns.rcode.REFUSED)  # a signed request seen before
     DROPPED = ("dropped", None)  # no reply at all: unreadable header, overload, draining
+    REFUSALS_SUPPRESSED = ("refusals-suppressed", None)  # an aggregate audit row, not a request
     ABANDONED = ("abandoned", None)  # cut off at shutdown; it may have been applied
     INTERNAL_ERROR = ("internal-error", dns.rcode.SERVFAIL)
 
@@ -45,6 +46,14 @@ class Outcome(enum.Enum):
         """The rcode this outcome normally answers with (None: relayed or no reply)."""
         return self.value[1]
 
+
+#: Outcomes of requests that went (or may have gone) to an upstream; the proxy itself
+#: refused or dropped every request that ended otherwise.
+FORWARDED = frozenset({
+    Outcome.FORWARDED_OK, Outcome.UPSTREAM_REJECTED, Outcome.UPSTREAM_REFUSED,
+    Outcome.UPSTREAM_UNREACHABLE, Outcome.UPSTREAM_BAD_REPLY, Outcome.ABANDONED,
+    Outcome.INTERNAL_ERROR,
+})
 
 _OUTCOME_DEFAULT = object()  # "the outcome's usual rcode" (None already means "no reply")
 

@@ -58,8 +58,9 @@ class _Line:
 
 
 def log_request(req: RequestContext) -> None:
-    """Observer: log ``req`` at info level."""
-    if log.isEnabledFor(logging.INFO):
+    """Observer: log ``req`` at info level (not a suppressed refusal: see
+    :mod:`proxy.refusals`)."""
+    if not req.suppressed and log.isEnabledFor(logging.INFO):
         log.info("%s", _Line(req), extra={"request": req})
 
 

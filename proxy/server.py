@@ -4,8 +4,12 @@ Contract: every received message becomes one :class:`RequestContext` handled onc
 At most ``max_in_flight`` requests are processed at a time: beyond that UDP messages
 are dropped (recorded as ``dropped``, the client retries) and TCP connections stop
 being read (backpressure). TCP uses 2-byte length framing, several messages per
-connection (answered as they complete), an idle timeout and a connection limit.
-:meth:`Server.drain` stops taking requests and waits for those in flight.
+connection (answered as they complete), an idle timeout, a connection limit in all and
+one per source address (connections beyond either are closed at once and counted), and
+a connection is closed after the answer to a message whose sender was not identified
+(``req.identity`` None: unknown, unsigned where a key is required, failed TSIG,
+malformed, a query). :meth:`Server.drain` stops taking requests and waits for those in
+flight.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from proxy.config import ListenConfig
 from proxy.context import RequestContext
 from proxy.handler import RequestHandler
+from proxy.udpdrops import kernel_drops, socket_inode
 
 log = logging.getLogger("dnsupdate_proxy.server")
 
@@ -64,8 +69,12 @@ class Server:
         self._in_flight = 0
         self._slot_free = asyncio.Event()
         self._connections: set[asyncio.StreamWriter] = set()
+        self._per_source: dict[str, int] = {}  # open TCP connections by source address
+        self._udp_inodes: list[int] = []
         self.overload_drops = 0
-        self.tcp_refused = 0
+        self.tcp_refused = 0  # connections closed at once: tcp_max_connections reached
+        self.tcp_refused_per_source = 0  # ... tcp_max_per_source reached
+        self.tcp_closed_after_refusal = 0
         self.closing = False
         self.last_datagram = 0.0
 
@@ -82,6 +91,7 @@ class Server:
                 lambda: _UdpListener(self), local_addr=(address, self.config.port)
             )
             self._udp.append(transport)
+            self._udp_inodes.append(socket_inode(transport.get_extra_info("socket")))
             self._tcp.append(await asyncio.start_server(
                 self._tcp_connection, address, self.config.port, reuse_address=True
             ))
@@ -91,6 +101,10 @@ class Server:
     def bound_ports(self) -> list[int]:
         """The UDP ports actually bound (useful with port 0 in tests)."""
         return [t.get_extra_info("sockname")[1] for t in self._udp]
+
+    def udp_receive_drops(self) -> int:
+        """Datagrams the kernel dropped at the listening sockets (receive buffer full)."""
+        return kernel_drops(self._udp_inodes)
 
     def try_admit(self) -> bool:
         """Take an in-flight slot if one is free."""
@@ -120,12 +134,18 @@ class Server:
 
     async def _tcp_connection(self, reader: asyncio.StreamReader,
                               writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        source = peer[0]
         if len(self._connections) >= self.config.tcp_max_connections:
             self.tcp_refused += 1
             writer.close()
             return
+        if self._per_source.get(source, 0) >= self.config.tcp_max_per_source:
+            self.tcp_refused_per_source += 1
+            writer.close()
+            return
         self._connections.add(writer)
-        peer = writer.get_extra_info("peername")
+        self._per_source[source] = self._per_source.get(source, 0) + 1
         try:
             while True:
                 try:
@@ -139,13 +159,21 @@ class Server:
                                            writer))
         finally:
             self._connections.discard(writer)
+            self._per_source[source] -= 1
+            if not self._per_source[source]:
+                del self._per_source[source]
             writer.close()
 
     async def _serve_tcp(self, req: RequestContext, writer: asyncio.StreamWriter) -> None:
         try:
             reply = await self.handler.handle(req)
-            if reply is not None and not writer.is_closing():
+            if writer.is_closing():
+                return
+            if reply is not None:
                 writer.write(struct.pack("!H", len(reply)) + reply)
+            if req.identity is None:  # sent after the reply; the reader loop then ends
+                self.tcp_closed_after_refusal += 1
+                writer.close()
         finally:
             self.release()
 

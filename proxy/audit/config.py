@@ -46,7 +46,12 @@ class AuditConfig:
     max_age_days: float = setting(
         90.0, doc="Delete rows older than this many days (0: keep whatever their age)."
     )
-    max_rows: int = setting(0, doc="Keep at most this many rows, newest first (0: no limit).")
+    max_rows: int = setting(
+        1_000_000, doc="Keep at most this many rows, newest first (0: no limit): a guard "
+        "on the log's size (a row of a forwarded DHCP update takes ~1 KB with its indexes, a "
+        "refused request's row at most 4 KiB). Checked every prune_interval and whenever a "
+        "tenth of it was written since."
+    )
     prune_interval: float = setting(600.0, doc="Seconds between retention runs.")
 
     @property

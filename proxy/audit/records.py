@@ -25,7 +25,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from proxy.context import RequestContext
-from proxy.outcome import Outcome
+from proxy.outcome import FORWARDED
 from proxy.update import Labels, ParsedUpdate, UpdateRR, read_head, read_name, text_of
 
 #: Stored columns, in insert order (the table also has ``id``, assigned by the database).
@@ -40,14 +40,8 @@ JSON_COLUMNS = frozenset({"groups", "operations", "prerequisites", "stages", "no
 #: Columns the API shows (``names`` is an internal search column).
 ENTRY_FIELDS = ("id", *(c for c in COLUMNS if c != "names"))
 
-#: Outcomes of requests that went (or may have gone) to an upstream: their rows hold the
-#: whole update. The rows of every other request (the proxy refused or dropped it) are
-#: bounded, so that a flood of large refused requests cannot fill the audit store.
-FORWARDED = frozenset({
-    Outcome.FORWARDED_OK, Outcome.UPSTREAM_REJECTED, Outcome.UPSTREAM_REFUSED,
-    Outcome.UPSTREAM_UNREACHABLE, Outcome.UPSTREAM_BAD_REPLY, Outcome.ABANDONED,
-    Outcome.INTERNAL_ERROR,
-})
+# The rows of requests the proxy refused or dropped itself (outcome not in FORWARDED) are
+# bounded, so that a flood of large refused requests cannot fill the audit store.
 ROW_LIMIT = 4096  # bytes of a bounded row, at most
 HEAD_BYTES = 1024  # of a refused request's message, kept for its row
 HEAD_RECORDS = 16  # records read from them, at most
@@ -82,8 +76,9 @@ def snapshot(req: RequestContext) -> Snapshot:
     """The request's audit data as a tuple of references (cheap: no formatting).
 
     ``req`` is finished: nothing changes it once it is recorded. Of a request the proxy
-    refused or dropped (outcome not in :data:`FORWARDED`) only a copy of the first
-    :data:`HEAD_BYTES` of its message is kept, for a bounded row (see :func:`to_row`).
+    refused or dropped (outcome not in :data:`~proxy.outcome.FORWARDED`) only a copy of
+    the first :data:`HEAD_BYTES` of its message is kept, for a bounded row (see
+    :func:`to_row`).
     """
     outcome = req.outcome
     whole = outcome is None or outcome in FORWARDED

@@ -6,7 +6,9 @@ event loop's thread; it never blocks and never raises for a full queue (see
 in a worker thread and inserts them in batches of up to ``batch_size`` — as soon
 as a batch is full, else every ``flush_interval`` seconds. A failed insert is
 retried with backoff (the queue absorbs the wait, then drops); retention runs
-every ``prune_interval`` seconds.
+every ``prune_interval`` seconds, and at once when ``max_rows`` is set and a tenth of
+it (at least :data:`GUARD_MIN_ROWS`) was written since the last run: under a flood the
+log exceeds ``max_rows`` by at most that much.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from proxy.context import RequestContext
 log = logging.getLogger("dnsupdate_proxy.audit")
 
 RETRY_MAX = 5.0
+GUARD_MIN_ROWS = 1000
 
 
 def render(batch: list[Snapshot], instance: str) -> list[tuple[Any, ...]]:
@@ -47,6 +50,9 @@ class AuditStore:
         self.written = 0
         self.write_failures = 0
         self.lost = 0
+        #: Rows deleted by retention, by reason: "max-age", "max-rows".
+        self.pruned = {"max-age": 0, "max-rows": 0}
+        self._written_at_prune = 0
         self._busy = False
         self._closing = False
         self._give_up_at = float("inf")
@@ -56,8 +62,11 @@ class AuditStore:
 
     # ----- hot path -----
     def record(self, req: RequestContext) -> None:
-        """Queue ``req``'s audit row (non-blocking; dropped and counted when full)."""
-        self.queue.put(snapshot(req))
+        """Queue ``req``'s audit row (non-blocking; dropped and counted when full). A
+        suppressed refusal has none: its source's aggregate row counts it
+        (:mod:`proxy.refusals`)."""
+        if not req.suppressed:
+            self.queue.put(snapshot(req))
 
     # ----- lifecycle -----
     def start(self) -> None:
@@ -99,9 +108,15 @@ class AuditStore:
                 self._progress.notify_all()
             if self._closing:
                 return
-            if time.monotonic() >= next_prune:
+            if time.monotonic() >= next_prune or self._guard_due():
                 next_prune = time.monotonic() + cfg.prune_interval
                 await self._prune()
+
+    def _guard_due(self) -> bool:
+        """Whether enough rows were written since the last retention run to run it now."""
+        max_rows = self.config.max_rows
+        return bool(max_rows) and (self.written - self._written_at_prune
+                                   >= max(GUARD_MIN_ROWS, max_rows // 10))
 
     async def _write(self, batch: list[Snapshot]) -> None:
         try:
@@ -136,17 +151,20 @@ class AuditStore:
 
     async def _prune(self) -> None:
         cfg = self.config
+        self._written_at_prune = self.written
         older_than = time.time() - cfg.max_age_days * 86400 if cfg.max_age_days else None
-        if older_than is None and not cfg.max_rows:
-            return
-        try:
-            deleted = await self.db.prune(older_than, cfg.max_rows)
-        except Exception as exc:
-            log.warning("audit: retention failed (will retry in %.0f s): %s",
-                        cfg.prune_interval, exc)
-            return
-        if deleted:
-            log.info("audit: retention deleted %d rows", deleted)
+        for reason, args in (("max-age", (older_than, 0)), ("max-rows", (None, cfg.max_rows))):
+            if args == (None, 0):
+                continue
+            try:
+                deleted = await self.db.prune(*args)
+            except Exception as exc:
+                log.warning("audit: retention failed (will retry in %.0f s): %s",
+                            cfg.prune_interval, exc)
+                return
+            if deleted:
+                self.pruned[reason] += deleted
+                log.info("audit: retention (%s) deleted %d rows", reason, deleted)
 
 
 async def start_audit(config: AuditConfig) -> AuditStore:

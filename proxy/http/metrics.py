@@ -174,6 +174,9 @@ class Metrics:
                               ("not-written",): store.lost}, ("reason",))
         self.counter("audit_write_failures", "Failed audit insert attempts (retried).",
                      lambda: store.write_failures)
+        self.counter("audit_pruned_rows", "Audit rows deleted by retention, by reason: max-age "
+                     "or max-rows (the size guard).",
+                     lambda: {(k,): v for k, v in store.pruned.items()}, ("reason",))
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""

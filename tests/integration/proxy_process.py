@@ -47,6 +47,18 @@ class ProxyProcess:
                 raise RuntimeError(f"proxy did not answer in {timeout} s: {self.log_text()}")
             time.sleep(0.05)
 
+    def ask_udp(self, data: bytes, source: str, timeout: float = 1.0) -> bytes | None:
+        """Send ``data`` in one datagram from ``source``; its answer, or None after
+        ``timeout`` seconds."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((source, 0))
+            s.settimeout(timeout)
+            s.sendto(data, (self.address, self.port))
+            try:
+                return s.recv(65535)
+            except TimeoutError:
+                return None
+
     def log_text(self) -> str:
         """Everything the proxy logged so far."""
         return self.log.read_text(errors="replace") if self.log.exists() else ""

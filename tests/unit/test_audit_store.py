@@ -6,6 +6,7 @@ tests on a real PostgreSQL server by overriding the ``audit_config`` fixture.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ import pytest
 from proxy.audit import AuditConfig, AuditFilter, AuditStore, start_audit
 from proxy.audit.database import AuditDatabase, open_backend
 from proxy.audit.migrations import LATEST, VERSION_TABLE, SchemaTooNew
+from proxy.audit.store import GUARD_MIN_ROWS
 from proxy.context import RequestContext
 from proxy.outcome import Outcome
 from proxy.update import read_update
@@ -304,3 +306,23 @@ async def test_close_writes_what_is_queued(audit_config: AuditConfig) -> None:
     finally:
         await reopened.close()
 
+
+
+async def test_size_guard_is_on_by_default_and_runs_between_retention_intervals(
+        audit_config: AuditConfig) -> None:
+    assert AuditConfig().max_rows > 0
+    audit_config.max_rows = 100  # prune_interval stays 600 s: the guard must not wait for it
+    store = await start_audit(audit_config)
+    try:
+        for i in range(2500):
+            store.record(synthetic_request(i, received_at=time.time()))
+            if i % 500 == 499:
+                await store.flush()
+        await store.flush()
+        deadline = time.monotonic() + 5
+        while store.pruned["max-rows"] < 2000 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert await store.db.count() <= 100 + GUARD_MIN_ROWS
+        assert store.pruned["max-rows"] >= 2500 - 100 - GUARD_MIN_ROWS
+    finally:
+        await store.close()
