@@ -13,11 +13,14 @@ from pathlib import Path
 from lab.topology import (
     ADDRESSES,
     BASE_DN,
+    BRANCH_ZONE,
     DOMAIN,
     HOSTNAMES,
     KDC_IP,
     LDAP_IP,
     MEMBEROF_FLAVOURS,
+    NS2_HOST,
+    NS2_IP,
     NS_HOST,
     NS_IP,
     PRINCIPALS,
@@ -30,7 +33,7 @@ from lab.topology import (
 )
 
 #: sub-directories created by :func:`write`
-SUBDIRS = ("etc", "kdc", "keytabs", "named", "slapd/data", "run", "logs", "ccache")
+SUBDIRS = ("etc", "kdc", "keytabs", "named", "named2", "slapd/data", "run", "logs", "ccache")
 
 # characters that are safe unquoted in slapd.conf / kdc.conf and quoted in named.conf
 _SAFE_DIR = re.compile(r"^/[A-Za-z0-9_./+@:,=-]*$")
@@ -138,53 +141,62 @@ def kadmin_script(lab_dir: Path) -> str:
 
 def named_conf(lab_dir: Path) -> str:
     """``named/named.conf``: two primary zones, secure updates only for the service account."""
+    return _named_conf(lab_dir, "named", NS_IP, "dns.keytab", (
+        (DOMAIN, "A AAAA DHCID TXT"), (REVERSE_ZONE, "PTR DHCID TXT")))
+
+
+def named2_conf(lab_dir: Path) -> str:
+    """``named2/named.conf``: the second DNS server (ns2), primary for BRANCH_ZONE only."""
+    return _named_conf(lab_dir, "named2", NS2_IP, "dns2.keytab",
+                       ((BRANCH_ZONE, "A AAAA DHCID TXT"),))
+
+
+def _named_conf(lab_dir: Path, instance: str, address: str, keytab: str,
+                zones: tuple[tuple[str, str], ...]) -> str:
+    """One BIND instance: its state in ``lab_dir/<instance>`` and ``run/<instance>.*``,
+    listening on ``address``; per zone, the record types the service account may update."""
     grant = f"{SERVICE_ACCOUNT}@{REALM}"
+    zone_blocks = "".join(f"""\
+zone "{zone}" {{
+    type primary;
+    file "{zone}.db";
+    update-policy {{
+        grant {grant} zonesub {types};
+    }};
+}};
+""" for zone, types in zones)
     return f"""\
 options {{
-    directory "{lab_dir}/named";
-    pid-file "{lab_dir}/run/named.pid";
-    lock-file "{lab_dir}/run/named.lock";
-    session-keyfile "{lab_dir}/run/session.key";
-    managed-keys-directory "{lab_dir}/named";
-    listen-on port 53 {{ {NS_IP}; }};
+    directory "{lab_dir}/{instance}";
+    pid-file "{lab_dir}/run/{instance}.pid";
+    lock-file "{lab_dir}/run/{instance}.lock";
+    session-keyfile "{lab_dir}/run/{instance}-session.key";
+    managed-keys-directory "{lab_dir}/{instance}";
+    listen-on port 53 {{ {address}; }};
     listen-on-v6 {{ none; }};
     recursion no;
     dnssec-validation no;
     notify no;
     allow-query {{ any; }};
-    tkey-gssapi-keytab "{lab_dir}/keytabs/dns.keytab";
+    tkey-gssapi-keytab "{lab_dir}/keytabs/{keytab}";
 }};
 controls {{ }};
 logging {{
-    channel lab {{ file "{lab_dir}/logs/named.log"; severity info; print-time yes; \
+    channel lab {{ file "{lab_dir}/logs/{instance}.log"; severity info; print-time yes; \
 print-category yes; print-severity yes; }};
     category default {{ lab; }};
     category update {{ lab; }};
     category update-security {{ lab; }};
     category security {{ lab; }};
 }};
-zone "{DOMAIN}" {{
-    type primary;
-    file "{DOMAIN}.db";
-    update-policy {{
-        grant {grant} zonesub A AAAA DHCID TXT;
-    }};
-}};
-zone "{REVERSE_ZONE}" {{
-    type primary;
-    file "{REVERSE_ZONE}.db";
-    update-policy {{
-        grant {grant} zonesub PTR DHCID TXT;
-    }};
-}};
-"""
+""" + zone_blocks
 
 
-def _soa() -> str:
+def _soa(server: str = NS_HOST) -> str:
     return (
         "$TTL 300\n"
-        f"@       IN SOA {NS_HOST}. hostmaster.{DOMAIN}. ( 1 3600 600 86400 300 )\n"
-        f"        IN NS  {NS_HOST}.\n"
+        f"@       IN SOA {server}. hostmaster.{DOMAIN}. ( 1 3600 600 86400 300 )\n"
+        f"        IN NS  {server}.\n"
     )
 
 
@@ -205,6 +217,11 @@ def forward_zone() -> str:
 def reverse_zone() -> str:
     """Zone file of 1.0.10.in-addr.arpa (empty apart from SOA and NS)."""
     return _soa()
+
+
+def branch_zone() -> str:
+    """Zone file of BRANCH_ZONE on ns2 (empty apart from SOA and NS)."""
+    return _soa(NS2_HOST)
 
 
 AD_LITE_SCHEMA = """\
@@ -381,6 +398,8 @@ def render(lab_dir: Path, memberof: str = "overlay") -> dict[str, str]:
         "named/named.conf": named_conf(lab_dir),
         f"named/{DOMAIN}.db": forward_zone(),
         f"named/{REVERSE_ZONE}.db": reverse_zone(),
+        "named2/named.conf": named2_conf(lab_dir),
+        f"named2/{BRANCH_ZONE}.db": branch_zone(),
         "slapd/ad-lite.schema": AD_LITE_SCHEMA,
         "slapd/slapd.conf": slapd_conf(lab_dir, memberof),
         "slapd/seed.ldif": seed_ldif(),

@@ -1,5 +1,8 @@
 """Orchestration of the MIT lab: MIT KDC + BIND 9 (GSS-TSIG) + OpenLDAP in a private namespace.
 
+A second BIND (``named2``, ns2.example.test) serves only ``topology.BRANCH_ZONE``: a
+zone that lives on another server than the others (per-zone routing).
+
 ``MitLab(DIR).up()`` builds everything from nothing in DIR (typically 0.3-0.5 s);
 ``down()`` stops every process by the PID it recorded. All daemons run inside the
 namespaces of one holder process (see :mod:`lab.namespace`); every program started
@@ -25,7 +28,8 @@ from lab.process import stop_pidfiles
 __all__ = ["COMPONENTS", "DAEMONS", "LabError", "MitLab", "write_proxy_config_hook"]
 
 #: daemon name -> basename of its executable (checked against /proc/PID/exe)
-DAEMONS: dict[str, str] = {"krb5kdc": "krb5kdc", "slapd": "slapd", "named": "named"}
+DAEMONS: dict[str, str] = {"krb5kdc": "krb5kdc", "slapd": "slapd", "named": "named",
+                           "named2": "named"}
 COMPONENTS = ("holder", *DAEMONS)
 READY_TIMEOUT_S = 20.0
 
@@ -154,8 +158,8 @@ class MitLab(NamespaceLab):
                 ["slapd", "-f", str(d / "slapd/slapd.conf"), "-h", topology.LDAP_URL],
                 {"KRB5_KTNAME": f"FILE:{d}/keytabs/ldap.keytab"},
             )
-        if name == "named":
-            return ["named", "-c", str(d / "named/named.conf")], {}
+        if name in ("named", "named2"):
+            return ["named", "-c", str(d / f"{name}/named.conf")], {}
         raise ValueError(f"unknown daemon {name!r}")
 
     def _start(self, *names: str) -> None:
@@ -195,9 +199,9 @@ class MitLab(NamespaceLab):
             text = (self.dir / "logs" / f"{name}.stdout").read_text(errors="replace")
         except OSError:
             text = ""
-        if name == "named" and not text.strip():
+        if name in ("named", "named2") and not text.strip():
             check = subprocess.run(
-                ["named-checkconf", str(self.dir / "named/named.conf")],
+                ["named-checkconf", str(self.dir / f"{name}/named.conf")],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -217,6 +221,8 @@ class MitLab(NamespaceLab):
             f"{topology.SERVICE_ACCOUNT}",
             "named": f"dig +time=1 +tries=1 +short @{topology.NS_IP} {topology.DOMAIN} SOA"
             " | grep -q .",
+            "named2": f"dig +time=1 +tries=1 +short @{topology.NS2_IP} {topology.BRANCH_ZONE}"
+            " SOA | grep -q .",
             "slapd": f"ldapsearch -x -H {topology.LDAP_URL} -D {shlex.quote(topology.ROOT_DN)}"
             f" -w {topology.ROOT_PW} -s base -b '' namingContexts",
         }

@@ -72,11 +72,13 @@ def render_proxy_config(
     policy: str = LAB_POLICY,
     settings: str = "",
     audit: str | None = None,
+    more_zones: Sequence[str] = (),
 ) -> str:
     """The TOML text. ``upstreams``: (address, hostname) pairs, default the lab's BIND,
     each optionally with a third item: more TOML lines for that ``[[upstreams]]`` table;
     ``settings``: top-level TOML lines (e.g. ``ownership_db``); ``audit``: the ``[audit]``
-    table's lines (default: the SQLite log below);
+    table's lines (default: the SQLite log below); ``more_zones``: relayed besides the
+    lab's ``info.zones`` (e.g. ``topology.BRANCH_ZONE``, give it an upstream);
     ``listen_options``: further ``[listen]`` settings; ``directory``: check membership
     of DnsUpdateProxy in the lab's LDAP; ``extra``: appended TOML; ``upstream_kind``:
     the upstreams' ``kind``, default ``samba`` for a Samba lab, else ``bind``;
@@ -86,7 +88,7 @@ def render_proxy_config(
     ``audit-<port>.sqlite3`` next to the config file."""
     ups = upstreams or [(info.dns_server_ip, info.dns_server)]
     kind = upstream_kind or ("samba" if info.flavour == "samba" else "bind")
-    zones = ", ".join(f'"{z}"' for z in info.zones)
+    zones = ", ".join(f'"{z}"' for z in (*info.zones, *more_zones))
     parts = [
         "# dnsupdate-proxy configuration for the lab in " + str(info.dir),
         f"zones = [{zones}]",

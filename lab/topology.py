@@ -13,15 +13,19 @@ DOMAIN = "example.test"
 BASE_DN = "dc=example,dc=test"
 REVERSE_ZONE = "1.0.10.in-addr.arpa"
 ZONES = (DOMAIN, REVERSE_ZONE)
+#: A zone on a second DNS server (ns2) only: per-zone routing of updates.
+BRANCH_ZONE = "branch.test"
 
 NS_IP = "127.0.1.53"  # ns.example.test    named
+NS2_IP = "127.0.1.54"  # ns2.example.test   named2 (BRANCH_ZONE only)
 KDC_IP = "127.0.1.88"  # kdc.example.test   krb5kdc
 LDAP_IP = "127.0.1.89"  # ldap.example.test  slapd
 PROXY_IP = "127.0.1.10"  # proxy.example.test where the proxy listens
 
-ADDRESSES = {"ns": NS_IP, "kdc": KDC_IP, "ldap": LDAP_IP, "proxy": PROXY_IP}
+ADDRESSES = {"ns": NS_IP, "ns2": NS2_IP, "kdc": KDC_IP, "ldap": LDAP_IP, "proxy": PROXY_IP}
 HOSTNAMES = {role: f"{role}.{DOMAIN}" for role in ADDRESSES}
 NS_HOST = HOSTNAMES["ns"]
+NS2_HOST = HOSTNAMES["ns2"]
 LDAP_HOST = HOSTNAMES["ldap"]
 PROXY_HOST = HOSTNAMES["proxy"]
 
@@ -54,6 +58,7 @@ class PrincipalSpec:
 
 PRINCIPALS: tuple[PrincipalSpec, ...] = (
     PrincipalSpec("dns", (f"DNS/{NS_HOST}",), "dns.keytab"),
+    PrincipalSpec("dns2", (f"DNS/{NS2_HOST}",), "dns2.keytab"),
     PrincipalSpec("ldap", (f"ldap/{LDAP_HOST}",), "ldap.keytab"),
     PrincipalSpec("svc", (SERVICE_ACCOUNT,), "svc-dnsproxy.keytab"),
     PrincipalSpec("dhcp1", ("DHCP1$", f"host/dhcp1.{DOMAIN}"), "dhcp1.keytab"),

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+import dns.name
 from aiohttp import web
 
 from acl.decision import DirectoryUnavailable
@@ -128,8 +129,10 @@ class ProxyApp:
 
     def _upstream(self, cfg: UpstreamConfig) -> Upstream:
         key = _key(cfg)
+        zones = frozenset(dns.name.from_text(z) for z in cfg.zones)
         if key in self._upstreams:
             self._upstreams[key].dhcid = cfg.has_dhcid()
+            self._upstreams[key].zones = zones
             return self._upstreams[key]
         label = f"{cfg.hostname}({cfg.address}#{cfg.port})"
 
@@ -141,7 +144,7 @@ class ProxyApp:
         pool = ContextPool(label, negotiate_context, cfg.pool_size,
                            self.config.forward.context_lifetime)
         upstream = Upstream(label, UpstreamTransport(cfg.address, cfg.port), pool,
-                            DIALECTS[cfg.kind], cfg.has_dhcid())
+                            DIALECTS[cfg.kind], cfg.has_dhcid(), zones=zones)
         self._upstreams[key] = upstream
         return upstream
 

@@ -167,9 +167,15 @@ class UpstreamConfig:
     pool_size: int = setting(
         8, doc="Security contexts kept for this server; one update in flight per context."
     )
+    zones: list[str] = setting(
+        factory=list, doc="Zones (of the top-level zones) this server hosts: updates of other "
+        "zones never go to it, and an update fails over only between its zone's servers, in "
+        "list order. Empty: every zone."
+    )
 
     def check(self, path: str) -> list[str]:
-        problems = []
+        problems = [f"{path}.zones: {z!r} is not a valid zone name"
+                    for z in self.zones if _bad_name(z)]
         if not is_address(self.address):
             problems.append(f"{path}.address: {self.address!r} is not an IP address")
         if not 0 < self.port < 65536:
@@ -318,12 +324,37 @@ class Config:
         names = [dns.name.from_text(k.name) for k in self.tsig_keys]
         if len(set(names)) != len(names):
             problems.append("tsig_keys: a key name is used twice")
-        if len({u.has_dhcid() for u in self.upstreams}) > 1:
-            problems.append("upstreams: some store DHCID and some do not; give all the same "
-                            "dhcid setting (the proxy's ownership store must see every update)")
+        problems += self._routing_problems()
         if (self.ownership_db and not _not_a_file(self.ownership_db)
                 and not os.path.isdir(os.path.dirname(self.ownership_db) or ".")):
             problems.append(f"ownership_db: directory of {self.ownership_db!r} does not exist")
+        return problems
+
+    def upstreams_for(self, zone: str) -> list[UpstreamConfig]:
+        """The servers hosting ``zone`` (one of ``zones``), in order of preference."""
+        name = dns.name.from_text(zone)
+        return [u for u in self.upstreams
+                if not u.zones or name in (dns.name.from_text(z) for z in u.zones)]
+
+    def _routing_problems(self) -> list[str]:
+        """Zones without servers, servers of unknown zones, DHCID mixed within a zone
+        (no upstreams, or names that are not valid, are reported elsewhere)."""
+        names = [*self.zones, *(z for u in self.upstreams for z in u.zones)]
+        if not self.upstreams or any(map(_bad_name, names)):
+            return []
+        served = {dns.name.from_text(z) for z in self.zones}
+        problems = [f"upstreams[{i}].zones: {z!r} is not one of zones"
+                    for i, u in enumerate(self.upstreams) for z in u.zones
+                    if dns.name.from_text(z) not in served]
+        for zone in self.zones:
+            servers = self.upstreams_for(zone)
+            if not servers:
+                problems.append(f"zones: {zone!r} has no upstream server (list it in some "
+                                "upstreams[].zones, or give an upstream without zones)")
+            elif len({u.has_dhcid() for u in servers}) > 1:
+                problems.append(f"upstreams: of the servers of {zone!r} some store DHCID and "
+                                "some do not; give them the same dhcid setting (the proxy's "
+                                "ownership store must see every update of the zone)")
         return problems
 
 

@@ -28,14 +28,16 @@ Server = tuple[str, int]  # (address, port)
 
 
 def name_server_provider(config: Config) -> Callable[[], Awaitable[set[str]]]:
-    """:func:`zone_name_servers` for ``config``'s zones and upstreams (one query try per
-    ``forward.try_timeout``)."""
-    zones = tuple(config.zones)
-    servers = tuple((u.address, u.port) for u in config.upstreams)
+    """:func:`zone_name_servers` for ``config``'s zones, each asked of the upstreams that
+    host it (one query try per ``forward.try_timeout``)."""
+    routes = [((zone,), [(u.address, u.port) for u in config.upstreams_for(zone)])
+              for zone in config.zones]
     timeout = config.forward.try_timeout
 
     async def provider() -> set[str]:
-        return await zone_name_servers(zones, servers, timeout)
+        found = await asyncio.gather(*(zone_name_servers(zones, servers, timeout)
+                                       for zones, servers in routes))
+        return set().union(*found)
 
     return provider
 

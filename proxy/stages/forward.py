@@ -1,6 +1,7 @@
 """Stage ``forward``: re-sign with GSS-TSIG, send upstream (failover), map the answer.
 
-Input: ``req.body`` (the update without the client's TSIG). For each upstream in
+Input: ``req.body`` (the update without the client's TSIG). For each upstream that
+hosts ``req.zone`` (``upstreams[].zones``; servers of other zones never see it), in
 order, within ``forward.try_timeout`` each (the last one: whatever is left) and
 ``forward.deadline`` in all (counted from receipt): lease a security context, give
 the update a fresh ID, append a GSS-TSIG RR, send, and check the reply the way the
@@ -35,6 +36,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import dns.name
 import dns.rcode
 
 from kerberos.contexts import ContextPool, SecurityContext
@@ -93,6 +95,11 @@ class Upstream:
     dialect: Dialect = BIND
     dhcid: bool = True  # stores DHCID records; if not, the proxy keeps them
     health: UpstreamHealth = field(default_factory=UpstreamHealth)
+    zones: frozenset[dns.name.Name] = frozenset()  # the zones it hosts; empty: every zone
+
+    def hosts(self, zone: dns.name.Name | None) -> bool:
+        """Whether updates of ``zone`` may go to this server."""
+        return not self.zones or zone in self.zones
 
 
 class _TryNext(Exception):
@@ -109,11 +116,22 @@ class ForwardStage:
         self.upstreams = list(upstreams)
         self.policy = policy
         self.ownership = ownership if ownership is not None else OwnershipStore(MEMORY)
+        self._routes: dict[dns.name.Name | None, list[Upstream]] = {}
+
+    def _servers_of(self, zone: dns.name.Name | None) -> list[Upstream]:
+        """The upstreams hosting ``zone``, in order of preference (computed once per zone)."""
+        servers = self._routes.get(zone)
+        if servers is None:
+            servers = self._routes[zone] = [u for u in self.upstreams if u.hosts(zone)]
+        return servers
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
         problems: list[str] = []
-        last = self.upstreams[-1] if self.upstreams else None
-        for upstream in self.upstreams:
+        upstreams = self._servers_of(req.zone)
+        if not upstreams:
+            problems.append(f"no upstream hosts zone {req.zone}")
+        last = upstreams[-1] if upstreams else None
+        for upstream in upstreams:
             remaining = self.policy.deadline - req.elapsed_ms() / 1000.0
             if remaining <= 0:
                 problems.append("deadline reached")

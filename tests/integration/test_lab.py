@@ -24,7 +24,8 @@ from lab.process import is_alive, pids_in_netns, read_pidfile
 
 pytestmark = pytest.mark.integration
 
-DAEMON_EXES = {"holder": "sleep", "krb5kdc": "krb5kdc", "slapd": "slapd", "named": "named"}
+DAEMON_EXES = {"holder": "sleep", "krb5kdc": "krb5kdc", "slapd": "slapd", "named": "named",
+               "named2": "named"}
 
 
 def _unique_name(lab: LabInfo, prefix: str) -> dns.name.Name:
@@ -261,7 +262,7 @@ def test_cli_up_exec_restart_down_leaves_nothing(tmp_path: Path, lab_support: No
         assert restart.returncode == 0, restart.stderr
         new_named = read_pidfile(lab_dir / "run" / "named.pid")
         assert new_named is not None and new_named != pids["named"]
-        pids["named2"] = new_named
+        pids["named-restarted"] = new_named
         status = _cli_run("status", str(lab_dir))
         assert status.returncode == 0, status.stdout
     finally:
@@ -321,4 +322,4 @@ def test_mitlab_api_controls_daemons(tmp_path: Path, lab_support: None) -> None:
     assert leftovers == []
     assert not any(is_alive(p) for p in pids.values())
     assert pids_in_netns(netns) == []
-    assert lab.status() == dict.fromkeys(("holder", "krb5kdc", "slapd", "named"))
+    assert lab.status() == dict.fromkeys(("holder", "krb5kdc", "slapd", "named", "named2"))

@@ -23,8 +23,18 @@ def test_named_conf_grants_only_the_service_account() -> None:
     assert 'zone "example.test"' in text and 'zone "1.0.10.in-addr.arpa"' in text
 
 
-def test_named_keeps_all_state_in_the_lab_dir() -> None:
-    text = configs.named_conf(LAB)
+def test_second_named_serves_only_the_branch_zone() -> None:
+    text = configs.named2_conf(LAB)
+    assert "listen-on port 53 { 127.0.1.54; };" in text
+    assert f'tkey-gssapi-keytab "{LAB}/keytabs/dns2.keytab";' in text
+    assert re.findall(r'zone "([^"]+)"', text) == ["branch.test"]
+    assert "grant svc-dnsproxy@EXAMPLE.TEST zonesub A AAAA DHCID TXT;" in text
+    assert "ns2.example.test." in configs.branch_zone()
+
+
+@pytest.mark.parametrize("render", [configs.named_conf, configs.named2_conf])
+def test_named_keeps_all_state_in_the_lab_dir(render: object) -> None:
+    text = render(LAB)  # type: ignore[operator]
     for option in (
         "directory",
         "pid-file",

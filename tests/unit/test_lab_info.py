@@ -23,6 +23,7 @@ def test_lab_json_content(tmp_path: Path) -> None:
     assert data["base_dn"] == "dc=example,dc=test"
     assert data["addresses"] == {
         "ns": "127.0.1.53",
+        "ns2": "127.0.1.54",
         "kdc": "127.0.1.88",
         "ldap": "127.0.1.89",
         "proxy": "127.0.1.10",
@@ -36,7 +37,8 @@ def test_lab_json_content(tmp_path: Path) -> None:
         "keytab": f"{tmp_path}/keytabs/http.keytab",
         "aliases": [],
     }
-    assert set(data["principals"]) == {"dns", "ldap", "svc", "dhcp1", "dhcp2", "dhcp3", "http"}
+    assert set(data["principals"]) == {"dns", "dns2", "ldap", "svc", "dhcp1", "dhcp2", "dhcp3",
+                                       "http"}
     assert data["ldap_url"] == "ldap://127.0.1.89/"
     assert data["group_dn"] == "cn=DnsUpdateProxy,cn=Users,dc=example,dc=test"
     assert (data["rootdn"], data["rootpw"]) == ("cn=admin,dc=example,dc=test", "labadmin")
