@@ -10,11 +10,11 @@ are UPDATE requests (the parse stage judges the others from their header alone).
 ``req.request_id``; the request goes on when the address's verdict
 (:class:`~proxy.senders.SenderTable`) admits it, or when the message looks signed: ARCOUNT
 is not zero and its last record, found by walking the record boundaries without reading
-the records, is a TSIG (the key decides, in the parse stage). Rejects: otherwise REFUSED
-with the verdict's outcome — ``unknown-sender``, or ``auth-failed`` for a
-``require_tsig`` sender — also when the rest of the message is malformed or names a
-zone the proxy does not relay (FORMERR and NOTAUTH before this stage existed: the
-sender is the first thing decided now).
+the records, is a TSIG (the key decides, in the parse stage). Rejects: otherwise REFUSED,
+header-only (the zone section is not read), with the verdict's outcome —
+``unknown-sender``, or ``auth-failed`` for a ``require_tsig`` sender — also when the rest
+of the message is malformed or names a zone the proxy does not relay (FORMERR and
+NOTAUTH before this stage existed: the sender is the first thing decided now).
 """
 
 from __future__ import annotations
