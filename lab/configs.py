@@ -27,6 +27,7 @@ from lab.topology import (
     PROXY_IP,
     REALM,
     REVERSE_ZONE,
+    REVERSE_ZONE6,
     ROOT_DN,
     ROOT_PW,
     SERVICE_ACCOUNT,
@@ -140,9 +141,11 @@ def kadmin_script(lab_dir: Path) -> str:
 
 
 def named_conf(lab_dir: Path) -> str:
-    """``named/named.conf``: two primary zones, secure updates only for the service account."""
+    """``named/named.conf``: three primary zones (forward, IPv4 and IPv6 reverse), secure
+    updates only for the service account."""
     return _named_conf(lab_dir, "named", NS_IP, "dns.keytab", (
-        (DOMAIN, "A AAAA DHCID TXT"), (REVERSE_ZONE, "PTR DHCID TXT")))
+        (DOMAIN, "A AAAA DHCID TXT"), (REVERSE_ZONE, "PTR DHCID TXT"),
+        (REVERSE_ZONE6, "PTR DHCID TXT")))
 
 
 def named2_conf(lab_dir: Path) -> str:
@@ -215,7 +218,7 @@ def forward_zone() -> str:
 
 
 def reverse_zone() -> str:
-    """Zone file of 1.0.10.in-addr.arpa (empty apart from SOA and NS)."""
+    """Zone file of a reverse zone (1.0.10.in-addr.arpa, the IPv6 one): SOA and NS only."""
     return _soa()
 
 
@@ -398,6 +401,7 @@ def render(lab_dir: Path, memberof: str = "overlay") -> dict[str, str]:
         "named/named.conf": named_conf(lab_dir),
         f"named/{DOMAIN}.db": forward_zone(),
         f"named/{REVERSE_ZONE}.db": reverse_zone(),
+        f"named/{REVERSE_ZONE6}.db": reverse_zone(),
         "named2/named.conf": named2_conf(lab_dir),
         f"named2/{BRANCH_ZONE}.db": branch_zone(),
         "slapd/ad-lite.schema": AD_LITE_SCHEMA,

@@ -2,7 +2,9 @@
 
 The client asks for a name (host-name + FQDN option with server-update), gets a
 lease (``dhclient -1``: one attempt, forks to the background once BOUND), renews it
-on its own at T1, and releases it with ``dhclient -r``. Never the stock
+on its own at T1, and releases it with ``dhclient -r``. With ``family=6`` it is a
+DHCPv6 client (``dhclient -6``: one address, IA_NA, the Client FQDN option; the
+script sees ``BOUND6``, ``RENEW6``... and ``new_ip6_address``). Never the stock
 dhclient-script: it would rewrite the host's /etc/resolv.conf; a minimal script logs
 every event and (de)configures the address inside the client namespace only.
 """
@@ -21,11 +23,13 @@ POLL_S = 0.05
 
 _SCRIPT = """\
 #!/bin/sh
-echo "$reason new=$new_ip_address old=$old_ip_address" >> "$(dirname "$0")/events.log"
+new=${new_ip_address:-$new_ip6_address} old=${old_ip_address:-$old_ip6_address}
+echo "$reason new=$new old=$old" >> "$(dirname "$0")/events.log"
 case "$reason" in
-  BOUND|RENEW|REBIND|REBOOT) ip addr replace "$new_ip_address/24" dev "$interface" ;;
-  EXPIRE|FAIL|RELEASE|STOP)
-    [ -n "$old_ip_address" ] && ip addr del "$old_ip_address/24" dev "$interface" 2>/dev/null ;;
+  BOUND|RENEW|REBIND|REBOOT) ip addr replace "$new/24" dev "$interface" ;;
+  BOUND6|RENEW6|REBIND6|REBOOT6) ip -6 addr replace "$new/128" dev "$interface" nodad ;;
+  EXPIRE|FAIL|RELEASE|STOP) [ -n "$old" ] && ip addr del "$old/24" dev "$interface" 2>/dev/null ;;
+  EXPIRE6|RELEASE6|STOP6) [ -n "$old" ] && ip -6 addr del "$old/128" dev "$interface" 2>/dev/null ;;
 esac
 exit 0
 """
@@ -33,14 +37,15 @@ exit 0
 _EVENT = re.compile(r"^(?P<reason>\w+) new=(?P<new>\S*) old=(?P<old>\S*)$")
 
 
-def dhclient_conf(hostname: str, domain: str, timeout: int) -> str:
-    """``dhclient.conf``: ask for ``hostname.domain`` and let the server update DNS."""
+def dhclient_conf(hostname: str, domain: str, timeout: int, family: int = 4) -> str:
+    """``dhclient.conf``: ask for ``hostname.domain`` and let the server update DNS (the
+    same FQDN statements serve DHCPv4 and DHCPv6)."""
+    v4 = f'send host-name "{hostname}";\nrequest subnet-mask, routers;\n' if family == 4 else ""
     return (
-        f'send host-name "{hostname}";\n'
+        v4 +
         f'send fqdn.fqdn "{hostname}.{domain.rstrip(".")}.";\n'
         "send fqdn.encoded on;\n"
         "send fqdn.server-update on;\n"
-        "request subnet-mask, routers;\n"
         f"timeout {timeout};\n"
         "initial-interval 1;\n"
         "backoff-cutoff 2;\n"
@@ -51,14 +56,17 @@ class DhcpClient:
     """dhclient for ``hostname`` on ``port``; files live in ``workdir``."""
 
     def __init__(self, port: ClientPort, workdir: Path, hostname: str,
-                 domain: str = "example.test", timeout: int = 10) -> None:
+                 domain: str = "example.test", timeout: int = 10, family: int = 4) -> None:
         self.port = port
         self.hostname = hostname
         self.domain = domain.rstrip(".")
         self.timeout = timeout
+        self.family = family
+        #: dhclient-script reasons of DHCPv6 end in 6 (BOUND6, RENEW6...)
+        self._reason_suffix = "6" if family == 6 else ""
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "dhclient.conf").write_text(dhclient_conf(hostname, domain, timeout))
+        (self.dir / "dhclient.conf").write_text(dhclient_conf(hostname, domain, timeout, family))
         script = self.dir / "script.sh"
         script.write_text(_SCRIPT)
         script.chmod(0o755)
@@ -73,7 +81,7 @@ class DhcpClient:
         return f"{self.hostname}.{self.domain}."
 
     def _argv(self, *extra: str) -> list[str]:
-        return ["dhclient", "-4", "-v", "-cf", str(self.dir / "dhclient.conf"),
+        return ["dhclient", f"-{self.family}", "-v", "-cf", str(self.dir / "dhclient.conf"),
                 "-lf", str(self.dir / "dhclient.leases"), "-pf", str(self.pidfile),
                 "-sf", str(self.dir / "script.sh"), *extra, self.port.ifname]
 
@@ -97,7 +105,8 @@ class DhcpClient:
     def stop(self) -> None:
         """Stop dhclient by PID without a release (the lease stays on the server)."""
         stop_pidfiles([(self.pidfile, "dhclient")])
-        self.port.run(["ip", "-4", "addr", "flush", "dev", self.port.ifname], check=False)
+        self.port.run(["ip", f"-{self.family}", "addr", "flush", "dev", self.port.ifname,
+                       "scope", "global"], check=False)
 
     @property
     def running(self) -> bool:
@@ -112,15 +121,17 @@ class DhcpClient:
         return [(m["reason"], m["new"]) for m in found if m]
 
     def address(self) -> str:
-        """The address of the latest BOUND/RENEW/REBIND/REBOOT event."""
-        bound = [addr for reason, addr in self.events()
-                 if reason in ("BOUND", "RENEW", "REBIND", "REBOOT")]
+        """The address of the latest BOUND/RENEW/REBIND/REBOOT event (BOUND6... for DHCPv6)."""
+        wanted = {r + self._reason_suffix for r in ("BOUND", "RENEW", "REBIND", "REBOOT")}
+        bound = [addr for reason, addr in self.events() if reason in wanted]
         if not bound:
             raise LabError(f"{self.fqdn} has no lease (see {self.dir}/dhclient.out)")
         return bound[-1]
 
     def wait_event(self, reason: str, timeout: float) -> None:
-        """Wait until the script has seen ``reason`` (e.g. ``RENEW``), at most ``timeout`` s."""
+        """Wait until the script has seen ``reason`` (e.g. ``RENEW``; ``RENEW6`` for DHCPv6),
+        at most ``timeout`` s."""
+        reason += self._reason_suffix
         deadline = time.monotonic() + timeout
         while not any(r == reason for r, _ in self.events()):
             if time.monotonic() > deadline:

@@ -14,10 +14,11 @@ import dataclasses
 import ipaddress
 from dataclasses import dataclass
 
-from lab.dhcp_net import BRIDGE, GATEWAY, SUBNET
+from lab.dhcp_net import BRIDGE, GATEWAY, GATEWAY6, SUBNET, SUBNET6
 from lab.info import LabInfo
 from lab.lab_secrets import LabKey, random_secret
 from lab.proxy_config import SENDERS
+from lab.topology import REVERSE_ZONE6
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,17 @@ class DhcpScope:
     router: str = GATEWAY
     #: Kea's ``ddns-update-on-renew``: every renewal removes and re-adds the names
     update_on_renew: bool = False
+
+    @property
+    def family(self) -> int:
+        """4 or 6: the IP version of :attr:`subnet` (Kea runs kea-dhcp4 or kea-dhcp6)."""
+        return ipaddress.ip_network(self.subnet).version
+
+    def ipv6(self) -> DhcpScope:
+        """This scope on the bridge's DHCPv6 subnet (its reverse zone is the lab's IPv6 one)."""
+        return dataclasses.replace(self, subnet=SUBNET6, router=GATEWAY6,
+                                   pool=("2001:db8:1::100", "2001:db8:1::1ff"),
+                                   reverse_zone=f"{REVERSE_ZONE6}.")
 
     @property
     def netmask(self) -> str:

@@ -1,10 +1,11 @@
-"""ISC Kea as a lab DHCP server: kea-dhcp4 on the DHCP bridge + kea-dhcp-ddns (D2).
+"""ISC Kea as a lab DHCP server: kea-dhcp4 or kea-dhcp6 on the DHCP bridge + D2.
 
-kea-dhcp4 hands every lease change to D2 as a name change request (UDP/JSON on
-127.0.0.1:53001); D2 sends the RFC 2136 UPDATEs (forward add with the DHCID
-conflict-resolution prerequisites, then the reverse replace; removals on release)
-to the target, over UDP, 500 ms timeout, 3 tries. Renewals send nothing unless
-the scope says ``update_on_renew`` (Kea's ``ddns-update-on-renew``, default false).
+kea-dhcp4 (kea-dhcp6 for an IPv6 scope: AAAA and ip6.arpa PTR) hands every lease
+change to D2 as a name change request (UDP/JSON on 127.0.0.1:53001); D2 sends the
+RFC 2136 UPDATEs (forward add with the DHCID conflict-resolution prerequisites, then
+the reverse replace; removals on release) to the target, over UDP, 500 ms timeout,
+3 tries. Renewals send nothing unless the scope says ``update_on_renew`` (Kea's
+``ddns-update-on-renew``, default false).
 D2 has no setting for its source address, so a :class:`~lab.dhcp_net.SourceRoute`
 makes it send from the target's ``source`` while Kea runs. Pid and lock files stay
 in the work directory (``KEA_PIDFILE_DIR``/``KEA_LOCKFILE_DIR``).
@@ -34,14 +35,13 @@ def _logger(name: str, output: Path, severity: str = "DEBUG",
             "output_options": [{"output": str(output)}]}
 
 
-def dhcp4_config(scope: DhcpScope, workdir: Path) -> dict[str, Any]:
-    """``kea-dhcp4.conf``: raw sockets on the bridge, memfile leases, DDNS with conflict
-    resolution, names as the clients ask for them."""
-    first, last = scope.pool
-    return {"Dhcp4": {
-        "interfaces-config": {"interfaces": [scope.interface], "dhcp-socket-type": "raw"},
+def _dhcp_common(scope: DhcpScope, workdir: Path, version: int) -> dict[str, Any]:
+    """What kea-dhcp4 and kea-dhcp6 configure alike: memfile leases, short timers, quick
+    reclamation of expired leases, DDNS with conflict resolution, names as the clients ask
+    for them."""
+    return {
         "lease-database": {"type": "memfile", "persist": True,
-                           "name": str(workdir / "kea-leases4.csv"), "lfc-interval": 0},
+                           "name": str(workdir / f"kea-leases{version}.csv"), "lfc-interval": 0},
         "valid-lifetime": scope.lease_time,
         "renew-timer": scope.renew_time,
         "rebind-timer": scope.rebind_time,
@@ -58,12 +58,38 @@ def dhcp4_config(scope: DhcpScope, workdir: Path) -> dict[str, Any]:
         "ddns-qualifying-suffix": scope.domain,
         "ddns-update-on-renew": scope.update_on_renew,
         "ddns-use-conflict-resolution": True,
+        "loggers": [_logger(f"kea-dhcp{version}", workdir / f"kea-dhcp{version}.log", "INFO", 0)],
+    }
+
+
+def dhcp4_config(scope: DhcpScope, workdir: Path) -> dict[str, Any]:
+    """``kea-dhcp4.conf``: raw sockets on the bridge, the routers option, and
+    :func:`_dhcp_common`."""
+    first, last = scope.pool
+    return {"Dhcp4": {
+        "interfaces-config": {"interfaces": [scope.interface], "dhcp-socket-type": "raw"},
+        **_dhcp_common(scope, workdir, 4),
         "subnet4": [{
             "id": 1, "subnet": scope.subnet, "interface": scope.interface,
             "pools": [{"pool": f"{first} - {last}"}],
             "option-data": [{"name": "routers", "data": scope.router}],
         }],
-        "loggers": [_logger("kea-dhcp4", workdir / "kea-dhcp4.log", "INFO", 0)],
+    }}
+
+
+def dhcp6_config(scope: DhcpScope, workdir: Path) -> dict[str, Any]:
+    """``kea-dhcp6.conf``: addresses (IA_NA) from the pool on the bridge, preferred as long
+    as valid, and :func:`_dhcp_common`."""
+    first, last = scope.pool
+    return {"Dhcp6": {
+        "interfaces-config": {"interfaces": [scope.interface]},
+        "data-directory": str(workdir),  # its server DUID file, not /var/lib/kea
+        **_dhcp_common(scope, workdir, 6),
+        "preferred-lifetime": scope.lease_time,
+        "subnet6": [{
+            "id": 1, "subnet": scope.subnet, "interface": scope.interface,
+            "pools": [{"pool": f"{first} - {last}"}],
+        }],
     }}
 
 
@@ -92,14 +118,18 @@ def d2_config(scope: DhcpScope, target: DdnsTarget, workdir: Path) -> dict[str, 
 
 
 class KeaServer(DhcpServer):
-    """kea-dhcp-ddns + kea-dhcp4; :attr:`ddns_log` is D2's log (one line per outcome)."""
+    """kea-dhcp-ddns + kea-dhcp4, or kea-dhcp6 for an IPv6 scope; :attr:`ddns_log` is D2's
+    log (one line per outcome)."""
 
     kind = "kea"
 
     def __init__(self, lab: NamespaceLab, workdir: Path, scope: DhcpScope, target: DdnsTarget,
                  start_timeout: float = 10.0) -> None:
         super().__init__(lab, workdir, scope, target, start_timeout)
-        self._route = SourceRoute(lab, target.server, target.source)
+        # a target sending from its own address (``::1`` to ``::1``) needs no route
+        self._route: contextlib.AbstractContextManager[object] = (
+            contextlib.nullcontext() if target.source == target.server
+            else SourceRoute(lab, target.server, target.source))
         self._cleanup = contextlib.ExitStack()
 
     @property
@@ -108,22 +138,24 @@ class KeaServer(DhcpServer):
         return self.dir / "kea-dhcp-ddns.log"
 
     @property
-    def dhcp4_log(self) -> Path:
-        """kea-dhcp4's log (leases granted, renewed, released)."""
-        return self.dir / "kea-dhcp4.log"
+    def dhcp_log(self) -> Path:
+        """kea-dhcp4's (or kea-dhcp6's) log: leases granted, renewed, released."""
+        return self.dir / f"kea-dhcp{self.scope.family}.log"
 
     def write_configs(self) -> list[Daemon]:
         """Write both configs; D2 starts first so no name change request is lost."""
+        version = self.scope.family
         d2 = self.dir / "kea-dhcp-ddns.conf"
-        d4 = self.dir / "kea-dhcp4.conf"
+        dhcp = self.dir / f"kea-dhcp{version}.conf"
+        render = dhcp6_config if version == 6 else dhcp4_config
         write_private(d2, json.dumps(d2_config(self.scope, self.target, self.dir), indent=2))
-        d4.write_text(json.dumps(dhcp4_config(self.scope, self.dir), indent=2))
+        dhcp.write_text(json.dumps(render(self.scope, self.dir), indent=2))
         env = {"KEA_PIDFILE_DIR": str(self.dir), "KEA_LOCKFILE_DIR": str(self.dir)}
         return [
             Daemon(self.lab, "kea-dhcp-ddns", ["kea-dhcp-ddns", "-c", str(d2)],
                    log=self.ddns_log, ready="DHCP_DDNS_STARTED", env=env),
-            Daemon(self.lab, "kea-dhcp4", ["kea-dhcp4", "-c", str(d4)],
-                   log=self.dhcp4_log, ready="DHCP4_STARTED", env=env),
+            Daemon(self.lab, f"kea-dhcp{version}", [f"kea-dhcp{version}", "-c", str(dhcp)],
+                   log=self.dhcp_log, ready=f"DHCP{version}_STARTED", env=env),
         ]
 
     def start(self) -> Self:

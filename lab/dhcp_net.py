@@ -2,8 +2,9 @@
 
 ::
 
-    MIT lab namespace                                  client namespaces (own holders)
+    lab namespace                                      client namespaces (own holders)
     dhcpbr0 10.0.1.1/24 ─┬─ dhcpv1 ══ veth ══ eth0 02:00:00:00:d0:01   dhclient
+    2001:db8:1::1/64     │
      (Kea / dhcpd here)  └─ dhcpv2 ══ veth ══ eth0 02:00:00:00:d0:02   dhclient
 
 A DHCP server needs a real L2 interface, hence the bridge; two clients with their own
@@ -38,6 +39,11 @@ BRIDGE = "dhcpbr0"
 GATEWAY = "10.0.1.1"
 PREFIX_LEN = 24
 SUBNET = f"10.0.1.0/{PREFIX_LEN}"
+#: the DHCPv6 side of the same bridge (documentation prefix; reverse zone REVERSE_ZONE6)
+GATEWAY6 = "2001:db8:1::1"
+SUBNET6 = "2001:db8:1::/64"
+#: IPv6 duplicate address detection off: addresses usable at once (DHCPv6 binds link-local)
+_NO_DAD = "sysctl -qw net.ipv6.conf.{}.accept_dad=0\n"
 CLIENT_IFNAME = "eth0"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -92,7 +98,9 @@ class DhcpNetwork:
         try:
             self._lab_sh(
                 f"ip link add {BRIDGE} type bridge stp_state 0 forward_delay 0\n"
+                + _NO_DAD.format(BRIDGE) +
                 f"ip addr add {GATEWAY}/{PREFIX_LEN} dev {BRIDGE}\n"
+                f"ip addr add {GATEWAY6}/64 dev {BRIDGE} nodad\n"
                 f"ip link set {BRIDGE} up\n"
             )
             for index in range(1, self.count + 1):
@@ -113,7 +121,7 @@ class DhcpNetwork:
             f"ip link add {port.link} type veth peer name {port.ifname} netns {port.holder_pid}\n"
             f"ip link set {port.link} master {BRIDGE} up\n"
         )
-        port.run(["sh", "-ec", f"ip link set lo up\n"
+        port.run(["sh", "-ec", f"ip link set lo up\n{_NO_DAD.format(port.ifname)}"
                                f"ip link set {port.ifname} address {port.mac} up\n"])
 
     def down(self) -> None:

@@ -40,17 +40,17 @@ SENDERS = (
 
 
 # The default record policy: DHCID ownership on forward names, reverse names of the
-# lab's DHCP subnet.
+# lab's DHCP subnets (IPv4 and IPv6).
 LAB_POLICY = """
 [policy.default]
-reverse_ranges = ["10.0.1.0/24"]
+reverse_ranges = ["10.0.1.0/24", "2001:db8:1::/64"]
 """
 # For tools that send unconditional updates (nsupdate scripts, the benchmark, streams
 # of updates as fast as the proxy answers): ownership and the rate limit are not
 # checked, the rest of the policy is.
 LAB_POLICY_NO_OWNERSHIP = """
 [policy.default]
-reverse_ranges = ["10.0.1.0/24"]
+reverse_ranges = ["10.0.1.0/24", "2001:db8:1::/64"]
 ownership = "off"
 rate = 0.0
 """
@@ -73,6 +73,7 @@ def render_proxy_config(
     settings: str = "",
     audit: str | None = None,
     more_zones: Sequence[str] = (),
+    more_addresses: Sequence[str] = (),
 ) -> str:
     """The TOML text. ``upstreams``: (address, hostname) pairs, default the lab's BIND,
     each optionally with a third item: more TOML lines for that ``[[upstreams]]`` table;
@@ -84,7 +85,8 @@ def render_proxy_config(
     the upstreams' ``kind``, default ``samba`` for a Samba lab, else ``bind``;
     ``http_port``: serve the HTTP interface there (SPNEGO for EXAMPLE.TEST principals and
     the bearer token ``info.secrets.http_token``; ``http_anonymous`` opens it to everyone);
-    ``policy``: the ``[policy]`` TOML (default :data:`LAB_POLICY`). The audit log goes to
+    ``policy``: the ``[policy]`` TOML (default :data:`LAB_POLICY`); ``more_addresses``:
+    listen there too (e.g. ``::1``, an IPv6 listener). The audit log goes to
     ``audit-<port>.sqlite3`` next to the config file."""
     ups = upstreams or [(info.dns_server_ip, info.dns_server)]
     kind = upstream_kind or ("samba" if info.flavour == "samba" else "bind")
@@ -95,7 +97,7 @@ def render_proxy_config(
         *([settings] if settings else []),
         "",
         "[listen]",
-        f'addresses = ["{info.proxy_ip}"]',
+        "addresses = [" + ", ".join(f'"{a}"' for a in (info.proxy_ip, *more_addresses)) + "]",
         f"port = {port}",
         *(f"{k} = {v}" for k, v in (listen_options or {}).items()),
         "",

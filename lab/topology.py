@@ -12,7 +12,9 @@ REALM = "EXAMPLE.TEST"
 DOMAIN = "example.test"
 BASE_DN = "dc=example,dc=test"
 REVERSE_ZONE = "1.0.10.in-addr.arpa"
-ZONES = (DOMAIN, REVERSE_ZONE)
+#: reverse zone of the DHCPv6 subnet 2001:db8:1::/64 (lab.dhcp_net.SUBNET6)
+REVERSE_ZONE6 = "0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+ZONES = (DOMAIN, REVERSE_ZONE, REVERSE_ZONE6)
 #: A zone on a second DNS server (ns2) only: per-zone routing of updates.
 BRANCH_ZONE = "branch.test"
 

@@ -12,7 +12,7 @@ PACKAGES=(
   bind9 bind9-dnsutils
   krb5-kdc krb5-admin-server krb5-user libkrb5-dev
   slapd ldap-utils
-  kea-dhcp4-server kea-dhcp-ddns-server kea-admin isc-dhcp-server isc-dhcp-client
+  kea-dhcp4-server kea-dhcp6-server kea-dhcp-ddns-server kea-admin isc-dhcp-server isc-dhcp-client
   postgresql chromium
   prometheus                       # promtool: tests check deploy/prometheus/ rules
   samba samba-dsdb-modules samba-vfs-modules samba-ad-provision python3-samba winbind

@@ -36,7 +36,6 @@ from lab.dhcp import DdnsTarget, DhcpClient, DhcpNetwork, DhcpScope, DhcpServer
 from lab.lab_secrets import LabKey, write_private
 from lab.proxy_config import render_proxy_config
 
-REV = "1.0.10.in-addr.arpa."
 STEP_TIMEOUT_S = 8.0
 _FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
 #: one pool of ten addresses per scenario, so no scenario meets another's PTR records
@@ -101,11 +100,16 @@ class Scenario:
         self.clients: list[DhcpClient] = []
 
     # ----- building blocks
+    @property
+    def reverse_zone(self) -> str:
+        """The reverse zone of the server's subnet (IPv4 or IPv6)."""
+        return self.server.scope.reverse_zone
+
     def client(self, index: int, hostname: str) -> DhcpClient:
         """A dhclient on client port ``index`` (1-based) asking for ``hostname``."""
         client = DhcpClient(self.rig.network.ports[index - 1],
                             self.workdir / f"client{len(self.clients) + 1}", hostname,
-                            domain=self.lab.domain)
+                            domain=self.lab.domain, family=self.server.scope.family)
         self.clients.append(client)
         return client
 
@@ -150,7 +154,7 @@ class Scenario:
         assert len(records.dhcid) == dhcids
         events = self.proxy_events(mark, 2)
         assert [e["event"] for e in events] == ["forwarded-ok"] * 2, events
-        assert {e["zone"] for e in events} == {self.rig.forward_zone, REV}
+        assert {e["zone"] for e in events} == {self.rig.forward_zone, self.reverse_zone}
         self.check_sender(events)
         return client, address, records
 
@@ -170,7 +174,7 @@ class Scenario:
         client.wait_event("RENEW", STEP_TIMEOUT_S)
         assert client.address() == address
         events = self.proxy_events(mark, 5)[:5]
-        zones = [self.rig.forward_zone] * 2 + [REV]
+        zones = [self.rig.forward_zone] * 2 + [self.reverse_zone]
         assert [(e["event"], e["zone"]) for e in events] == [
             ("forwarded-ok", zone) for zone in (*zones, *zones[1:])], events
         self.check_sender(events)
@@ -243,8 +247,9 @@ class DhcpRig:
     """The DHCP network of a lab and a proxy (module fixture); scenarios run on it."""
 
     def __init__(self, lab: NamespaceLab, workdir: Path, clients: int = 2,
-                 keys: Sequence[LabKey] = ()) -> None:
-        """``keys``: inbound TSIG keys the proxy knows besides the lab's."""
+                 keys: Sequence[LabKey] = (), more_addresses: Sequence[str] = ()) -> None:
+        """``keys``: inbound TSIG keys the proxy knows besides the lab's;
+        ``more_addresses``: where the proxy listens besides the lab's proxy address."""
         self.lab = lab
         self.info = lab.info
         self.workdir = workdir
@@ -255,7 +260,8 @@ class DhcpRig:
         self.config = workdir / "proxy.toml"
         extra = "\n".join(f'[[tsig_keys]]\nname = "{k.name}"\nalgorithm = "{k.algorithm}"\n'
                           f'secret = "{k.secret}"\naccount = "{k.account}"\n' for k in keys)
-        write_private(self.config, render_proxy_config(self.info, extra=extra))
+        write_private(self.config, render_proxy_config(self.info, extra=extra,
+                                                       more_addresses=more_addresses))
         self.proxy = ProxyProcess(self.config, self.info.proxy_ip)
 
     def inside(self) -> contextlib.AbstractContextManager[None]:
@@ -275,13 +281,17 @@ class DhcpRig:
 
     @contextmanager
     def scenario(self, server_type: type[DhcpServer], target: DdnsTarget,
-                 label: str, **scope: Any) -> Iterator[Scenario]:
-        """Start a ``server_type`` for ``target`` on a fresh pool; stop it and its clients.
+                 label: str, family: int = 4, **scope: Any) -> Iterator[Scenario]:
+        """Start a ``server_type`` for ``target`` on a fresh pool (of the bridge's IPv4 or
+        IPv6 subnet, ``family``); stop it and its clients.
 
         ``scope``: :class:`DhcpScope` fields to change (``lease_time``...)."""
         first = next(_POOLS)
-        served = DhcpScope(domain=self.forward_zone, **scope).with_pool(
-            f"10.0.1.{first}", f"10.0.1.{first + 9}")
+        served = DhcpScope(domain=self.forward_zone, **scope)
+        prefix = "10.0.1."
+        if family == 6:
+            served, prefix = served.ipv6(), "2001:db8:1::"
+        served = served.with_pool(f"{prefix}{first}", f"{prefix}{first + 9}")
         workdir = self.workdir / label
         with server_type(self.lab, workdir, served, target) as server:
             scenario = Scenario(self, server, workdir)

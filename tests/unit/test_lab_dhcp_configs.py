@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import ipaddress
 from pathlib import Path
 
+import dns.name
+import dns.reversename
 import pytest
 
+from lab.dhcp_client import dhclient_conf
 from lab.dhcp_config import DdnsTarget, DhcpScope
 from lab.dhcp_dhcpd import dhcpd_conf
-from lab.dhcp_kea import d2_config, dhcp4_config
+from lab.dhcp_kea import d2_config, dhcp4_config, dhcp6_config
 from lab.info import LabInfo
+from lab.topology import REVERSE_ZONE6
 
 INFO = LabInfo.build(Path("/tmp/lab-unit"), holder_pid=1)
 WORK = Path("/tmp/lab-unit/dhcp")
@@ -73,3 +78,28 @@ def test_dhcpd_sends_from_the_source_address_and_signs_with_the_key() -> None:
 def test_dhcpd_cannot_send_to_another_port() -> None:
     with pytest.raises(ValueError, match="port 53"):
         dhcpd_conf(SCOPE, DdnsTarget("127.0.1.10", "127.0.3.1", port=5353))
+
+
+def test_the_ipv6_scope_serves_the_bridges_subnet_into_the_labs_ipv6_reverse_zone() -> None:
+    v6 = DhcpScope().ipv6()
+    network = ipaddress.ip_network(v6.subnet)
+    assert (DhcpScope().family, v6.family) == (4, 6)
+    assert all(ipaddress.ip_address(a) in network for a in (*v6.pool, v6.router))
+    first = dns.reversename.from_address(v6.pool[0])
+    assert first.is_subdomain(dns.name.from_text(v6.reverse_zone))
+    assert v6.reverse_zone == f"{REVERSE_ZONE6}." and REVERSE_ZONE6 in INFO.zones
+    d6 = dhcp6_config(v6, WORK)["Dhcp6"]
+    assert d6["subnet6"][0]["subnet"] == "2001:db8:1::/64"
+    assert d6["data-directory"] == str(WORK)  # not /var/lib/kea
+    assert d6["ddns-use-conflict-resolution"] and d6["preferred-lifetime"] == v6.lease_time
+    d2 = d2_config(v6, DdnsTarget.proxy(INFO), WORK)["DhcpDdns"]
+    assert d2["reverse-ddns"]["ddns-domains"][0]["name"] == f"{REVERSE_ZONE6}."
+
+
+def test_dhclient_asks_for_its_name_in_both_families() -> None:
+    v4, v6 = (dhclient_conf("host1", "example.test", 10, family) for family in (4, 6))
+    for conf in (v4, v6):
+        assert 'send fqdn.fqdn "host1.example.test.";' in conf
+        assert "send fqdn.server-update on;" in conf
+    assert 'send host-name "host1";' in v4 and "host-name" not in v6
+    assert "routers" not in v6  # DHCPv4 options only

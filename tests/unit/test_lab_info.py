@@ -29,7 +29,8 @@ def test_lab_json_content(tmp_path: Path) -> None:
         "proxy": "127.0.1.10",
     }
     assert data["dns_server"] == "ns.example.test"
-    assert data["zones"] == ["example.test", "1.0.10.in-addr.arpa"]
+    assert data["zones"] == ["example.test", "1.0.10.in-addr.arpa",
+                             "0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"]
     assert data["service_account"] == "svc-dnsproxy@EXAMPLE.TEST"
     assert data["principals"]["svc"]["keytab"] == f"{tmp_path}/keytabs/svc-dnsproxy.keytab"
     assert data["principals"]["http"] == {
