@@ -1,4 +1,4 @@
-"""``dnsupdate-proxy``: serve, check-config."""
+"""``dnsupdate-proxy``: serve, check-config, explain."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from proxy.config import load_config
 from proxy.config_warnings import config_warnings
+from proxy.explain.command import add_command as add_explain_command
 from proxy.schema import ConfigError
 
 
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true",
                        help="exit 1 if there are warnings, too")
     check.set_defaults(func=_check_config)
+    add_explain_command(sub)
     return parser
 
 

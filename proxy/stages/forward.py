@@ -118,8 +118,9 @@ class ForwardStage:
         self.ownership = ownership if ownership is not None else OwnershipStore(MEMORY)
         self._routes: dict[dns.name.Name | None, list[Upstream]] = {}
 
-    def _servers_of(self, zone: dns.name.Name | None) -> list[Upstream]:
-        """The upstreams hosting ``zone``, in order of preference (computed once per zone)."""
+    def servers_of(self, zone: dns.name.Name | None) -> list[Upstream]:
+        """The upstreams hosting ``zone``, in order of preference (computed once per zone):
+        where an update of ``zone`` goes (``dnsupdate-proxy explain`` shows it)."""
         servers = self._routes.get(zone)
         if servers is None:
             servers = self._routes[zone] = [u for u in self.upstreams if u.hosts(zone)]
@@ -127,7 +128,7 @@ class ForwardStage:
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
         problems: list[str] = []
-        upstreams = self._servers_of(req.zone)
+        upstreams = self.servers_of(req.zone)
         if not upstreams:
             problems.append(f"no upstream hosts zone {req.zone}")
         last = upstreams[-1] if upstreams else None
