@@ -1,5 +1,5 @@
 """The HTTP interface assembled: pages, JSON API, ``/metrics``, ``/healthz``, ``/readyz``,
-and with the running proxy's state ``/status`` and ``/senders``.
+and with the running proxy's state ``/status``, ``/senders`` and ``/explain``.
 
 ``runner = await start_http(config.http, store, metrics, readiness)`` serves it on
 every ``listen`` address (HTTPS with ``tls_cert``/``tls_key``);
@@ -75,7 +75,7 @@ def build_app(
     state: ProxyState | None = None,
 ) -> web.Application:
     """The aiohttp application (``negotiator``: default from ``config.keytab``; with the
-    running proxy's ``state``, also ``/status`` and ``/senders``)."""
+    running proxy's ``state``, also ``/status``, ``/senders`` and ``/explain``)."""
     if negotiator is None and config.keytab:
         negotiator = Negotiator(config.keytab, config.service_principal)
     access = Access(config, negotiator)
@@ -94,6 +94,9 @@ def build_app(
     AuditPages(db, config).add_routes(app)
     if state is not None:
         StateViews(state, db, readiness).add_routes(app)
+        from proxy.http.explain_page import ExplainPage  # it needs the stages: proxy.config
+
+        ExplainPage(state).add_routes(app)
     return app
 
 

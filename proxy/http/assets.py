@@ -57,6 +57,9 @@ h2 { font-size: 1.1em; margin: 1.4em 0 .5em; }
 .s-unknown { color: var(--muted); }
 .num { font-variant-numeric: tabular-nums; }
 .small { font-size: .85em; }
+form.explain label.wide { flex-basis: 100%; }
+form.explain textarea { font: 13px/1.4 ui-monospace, monospace; padding: .3em .4em; width: 100%; }
+pre.update { background: #fff; border: 1px solid var(--line); padding: .6em; overflow-x: auto; }
 """
 
 #: The live view: fetch the rows written since the newest shown, prepend them; the rows

@@ -27,6 +27,7 @@ from proxy.audit.store import AuditStore
 
 if TYPE_CHECKING:  # proxy.config imports proxy.http
     from proxy.config import Config
+    from proxy.pipeline import Pipeline
     from proxy.stages.forward import Upstream
     from proxy.stages.groups import GroupsStage
 
@@ -46,6 +47,7 @@ class ProxyState(Protocol):
     credentials: KeytabCredentials
     groups: GroupsStage | None
     audit: AuditStore | None
+    pipeline: Pipeline  # the request path (``/explain`` runs it)
 
     @property
     def upstreams(self) -> list[Upstream]:

@@ -71,7 +71,7 @@ def page(title: str, body: str, user: str, script: str | None = None) -> str:
 <link rel="stylesheet" href="/static/audit.css">{tag}</head>
 <body><header><a class="brand" href="/audit">dnsupdate-proxy</a>
 <nav><a href="/status">Status</a><a href="/audit">Audit log</a><a href="/live">Live</a>
-<a href="/senders">Senders</a><a href="/metrics">Metrics</a></nav>
+<a href="/senders">Senders</a><a href="/explain">Explain</a><a href="/metrics">Metrics</a></nav>
 <span class="user">{e(user)}</span></header>
 <main>{body}</main></body></html>
 """
