@@ -108,10 +108,10 @@ class ProxyApp:
         authenticate = AuthenticateStage(keys, config.senders)
         self.replay_memory.window = config.listen.tsig_window
         self.replay_memory.max_entries = config.listen.tsig_replay_memory
+        parse = ParseStage((k.to_key() for k in keys), config.zones, config.listen.tsig_window)
         return build_pipeline({
-            "screen": ScreenStage(authenticate.senders),
-            "parse": ParseStage((k.to_key() for k in keys), config.zones,
-                                config.listen.tsig_window),
+            "screen": ScreenStage(authenticate.senders, parse.tsig),
+            "parse": parse,
             "authenticate": authenticate,
             "replay": ReplayStage(self.replay_memory, self.serialize),
             "groups": self.groups,

@@ -13,12 +13,11 @@ from __future__ import annotations
 import struct
 import time
 
-import dns.name
 import dns.rcode
 
 from proxy import wire
 from proxy.context import RequestContext
-from proxy.update import read_name, read_update
+from proxy.inbound_tsig import read_tsig
 
 
 def build_reply(req: RequestContext, rcode: int, tsig_error: int = 0) -> bytes:
@@ -49,16 +48,18 @@ _UNPROVEN = frozenset({dns.rcode.BADKEY, dns.rcode.BADSIG})
 
 
 def _tsig_error_reply(req: RequestContext, error: int) -> bytes:
-    """NOTAUTH with a TSIG error; only well-formed requests reach TSIG checking."""
-    request = read_update(req.wire)
-    assert request.tsig is not None and request.tsig_start is not None
+    """NOTAUTH with a TSIG error. Only a message whose record boundaries walk and whose
+    last record is a readable TSIG reaches TSIG checking; the records themselves are
+    not read again (the screen stage judges a stranger's TSIG before the parse)."""
+    layout = wire.layout(req.wire)
+    assert layout.last_rr_start is not None
+    keyname, tsig = read_tsig(req.wire, layout.last_rr_start)
     now = int(time.time())
-    reply = wire.reply_header_and_zone(req.wire, request.question_end, dns.rcode.NOTAUTH)
+    reply = wire.reply_header_and_zone(req.wire, layout.question_end, dns.rcode.NOTAUTH)
     if error == dns.rcode.BADTIME and req.client_key is not None:
         signed, _ = wire.append_tsig(reply, req.client_key, now=now,
                                      request_mac=req.request_mac, error=error,
                                      other=struct.pack("!HI", now >> 32, now & 0xFFFFFFFF))
         return signed
-    keyname = dns.name.Name(read_name(req.wire, request.tsig_start, fold=False)[0])
-    rr = wire.tsig_error_rr(keyname, request.tsig.algorithm, req.request_id or 0, error, now)
+    rr = wire.tsig_error_rr(keyname, tsig.algorithm, req.request_id or 0, error, now)
     return wire.append_rr(reply, rr)

@@ -8,9 +8,12 @@ header and the source address, before the parse.
 Input: ``req.wire`` and ``req.client``. Applies to messages with a whole header that
 are UPDATE requests (the parse stage judges the others from their header alone). Output:
 ``req.request_id``; the request goes on when the address's verdict
-(:class:`~proxy.senders.SenderTable`) admits it, or when the message looks signed: ARCOUNT
-is not zero and its last record, found by walking the record boundaries without reading
-the records, is a TSIG (the key decides, in the parse stage). Rejects: otherwise REFUSED,
+(:class:`~proxy.senders.SenderTable`) admits it, or when the message is signed with a
+known key: ARCOUNT is not zero, its last record, found by walking the record boundaries
+without reading the records, is a TSIG, and that TSIG alone verifies
+(:class:`~proxy.inbound_tsig.InboundTsig`: BADKEY, BADSIG, BADTIME otherwise, still
+before the records are read, so a stranger's made-up TSIG costs no more than a refusal;
+the reply to such a sender is never larger than its request). Rejects: otherwise REFUSED,
 header-only (the zone section is not read), with the verdict's outcome —
 ``unknown-sender``, or ``auth-failed`` for a ``require_tsig`` sender — also when the rest
 of the message is malformed or names a zone the proxy does not relay (FORMERR and
@@ -28,6 +31,7 @@ import dns.rdatatype
 
 from proxy import wire
 from proxy.context import RequestContext
+from proxy.inbound_tsig import InboundTsig, read_tsig
 from proxy.outcome import Reject
 from proxy.pipeline import Answer, Next
 from proxy.senders import SenderTable
@@ -43,8 +47,10 @@ class ScreenStage:
 
     name = "screen"
 
-    def __init__(self, senders: SenderTable) -> None:
+    def __init__(self, senders: SenderTable, tsig: InboundTsig | None = None) -> None:
+        """``tsig``: the parse stage's keys (none: every TSIG is an unknown key)."""
         self.senders = senders
+        self.tsig = tsig or InboundTsig(())
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
         self.screen(req)
@@ -59,22 +65,37 @@ class ScreenStage:
         if flags & (wire.QR | wire.OPCODE_MASK) != _UPDATE_REQUEST:
             return
         _, detail, outcome = self.senders.verdict(req.client[0])
-        if outcome is not None and not looks_signed(data):
+        if outcome is None:
+            return
+        start = tsig_start(data)
+        if start is None:
             raise Reject(outcome, detail, rcode=dns.rcode.REFUSED)
+        try:
+            keyname, rdata = read_tsig(data, start)
+        except dns.exception.FormError:
+            raise Reject(outcome, detail, rcode=dns.rcode.REFUSED) from None
+        self.tsig.verify(req, start, keyname, rdata)  # the parse stage checks it again
 
 
-def looks_signed(data: bytes) -> bool:
-    """Whether the message's last record is a TSIG ending where the message ends (not
-    verified, not even read: the record boundaries are walked). False when they cannot
-    be walked."""
+def tsig_start(data: bytes) -> int | None:
+    """Where the message's last record starts if it is a TSIG ending where the message
+    ends (not verified, not even read: the record boundaries are walked). None when it
+    is not one or the boundaries cannot be walked."""
     if _TYPE.unpack_from(data, 10)[0] == 0:  # ARCOUNT
-        return False
+        return None
     try:
         last = wire.layout(data).last_rr_start
         if last is None:
-            return False
+            return None
         at = read_name(data, last)[1]
         rdtype, _, _, rdlen = _RR_FIXED.unpack_from(data, at)
     except (dns.exception.FormError, struct.error, IndexError):
-        return False
-    return rdtype == dns.rdatatype.TSIG and at + _RR_FIXED.size + rdlen == len(data)
+        return None
+    if rdtype != dns.rdatatype.TSIG or at + _RR_FIXED.size + rdlen != len(data):
+        return None
+    return last
+
+
+def looks_signed(data: bytes) -> bool:
+    """Whether the message ends with a TSIG record (see :func:`tsig_start`)."""
+    return tsig_start(data) is not None

@@ -3,6 +3,7 @@ parse; everything else reaches it unchanged."""
 
 from __future__ import annotations
 
+import base64
 import struct
 
 import dns.message
@@ -16,6 +17,7 @@ import pytest
 from proxy.config import SenderConfig
 from proxy.context import RequestContext
 from proxy.handler import RequestHandler
+from proxy.inbound_tsig import InboundTsig
 from proxy.outcome import Outcome
 from proxy.pipeline import Answer, Next, build_pipeline
 from proxy.senders import SenderTable
@@ -42,7 +44,8 @@ class Parse:
 
 async def run(data: bytes, source: str) -> tuple[RequestContext, bytes | None, Parse]:
     parse = Parse()
-    handler = RequestHandler(build_pipeline({"screen": ScreenStage(SENDERS), "parse": parse}))
+    screen = ScreenStage(SENDERS, InboundTsig([LAB_KEY]))
+    handler = RequestHandler(build_pipeline({"screen": screen, "parse": parse}))
     req = RequestContext(data, (source, 5353), "udp")
     return req, await handler.handle(req), parse
 
@@ -76,11 +79,33 @@ async def test_malformed_update_from_unknown_address_is_refused_not_formerr() ->
 
 
 @pytest.mark.parametrize("source", [STRANGER, "10.8.0.1"])
-async def test_signed_update_from_any_address_goes_on_to_the_key_check(source: str) -> None:
+async def test_signed_update_from_any_address_goes_on_when_its_key_verifies(source: str) -> None:
     u = big_update(3)
     u.use_tsig(LAB_KEY)
     req, _, parse = await run(u.to_wire(), source)
-    assert parse.seen == [req]
+    assert parse.seen == [req] and req.client_key == LAB_KEY
+
+
+@pytest.mark.parametrize(("key", "error"), [
+    (dns.tsig.Key("stranger-key", base64.b64encode(b"k" * 32).decode()), dns.rcode.BADKEY),
+    (dns.tsig.Key(LAB_KEY.name, base64.b64encode(b"k" * 32).decode(), LAB_KEY.algorithm),
+     dns.rcode.BADSIG),
+])
+async def test_a_strangers_made_up_tsig_is_judged_before_the_records_are_read(
+        key: dns.tsig.Key, error: int) -> None:
+    """A refused address cannot buy a full read of a large UPDATE by appending a TSIG:
+    the TSIG alone is checked in the screen stage, and the reply is not larger than the
+    request."""
+    u = big_update()
+    u.use_tsig(key)
+    data = u.to_wire()
+    req, reply, parse = await run(data, STRANGER)
+    assert not parse.seen and list(req.stage_ms) == ["screen"]
+    assert req.outcome is Outcome.AUTH_FAILED and req.update is None
+    assert reply is not None and len(reply) <= len(data)
+    msg = dns.message.from_wire(reply, keyring=False)
+    assert msg.rcode() == dns.rcode.NOTAUTH and msg.tsig is not None
+    assert msg.tsig[0].error == error
 
 
 async def test_admitted_address_queries_and_headers_go_on_unread() -> None:
