@@ -53,12 +53,13 @@ def profile(tmp_path: Path) -> Path:
 async def submit(page: DevTools, sender: str, key: str, update: str) -> dict[str, str]:
     """Fill in the form as a user would, submit it; the stages' verdicts shown."""
     await page.evaluate(f"""(() => {{
+        document.body.dataset.submitted = "yes";  // gone once the answer's page is shown
         document.querySelector('input[name=sender]').value = {json.dumps(sender)};
         document.querySelector('select[name=key]').value = {json.dumps(key)};
         document.querySelector('textarea[name=update]').value = {json.dumps(update)};
         document.querySelector('form.explain').submit(); }})()""")
-    await page.wait_for("document.getElementById('verdict') !== null && "
-                        "document.readyState === 'complete'")
+    await page.wait_for("document.readyState === 'complete' && !document.body.dataset.submitted"
+                        " && document.getElementById('verdict') !== null")
     rows = await page.evaluate("[...document.querySelectorAll('table.stages tr[data-stage]')]"
                                ".map(r => [r.dataset.stage, r.dataset.status])")
     return dict(rows)
