@@ -15,6 +15,8 @@ from lab.topology import (
     BASE_DN,
     BRANCH_ZONE,
     DOMAIN,
+    DOWN_DC_HOST,
+    DOWN_DC_IP,
     HOSTNAMES,
     KDC_IP,
     LDAP_IP,
@@ -31,6 +33,7 @@ from lab.topology import (
     ROOT_DN,
     ROOT_PW,
     SERVICE_ACCOUNT,
+    SITE,
 )
 
 #: sub-directories created by :func:`write`
@@ -214,6 +217,11 @@ def forward_zone() -> str:
         f"_kerberos._tcp IN SRV 0 100 88 kdc.{DOMAIN}.\n"
         f"_ldap._tcp     IN SRV 0 100 389 ldap.{DOMAIN}.\n"
         f'_kerberos      IN TXT "{REALM}"\n'
+        # the domain's DCs, as AD publishes them: the one down first, then ns; the site's: ns
+        f"_ldap._tcp.dc._msdcs IN SRV 0 100 389 {DOWN_DC_HOST}.\n"
+        f"_ldap._tcp.dc._msdcs IN SRV 10 100 389 {NS_HOST}.\n"
+        f"_ldap._tcp.{SITE}._sites.dc._msdcs IN SRV 0 100 389 {NS_HOST}.\n"
+        f"{DOWN_DC_HOST}. IN A {DOWN_DC_IP}\n"
     )
 
 

@@ -76,7 +76,8 @@ def render_proxy_config(
     more_addresses: Sequence[str] = (),
 ) -> str:
     """The TOML text. ``upstreams``: (address, hostname) pairs, default the lab's BIND,
-    each optionally with a third item: more TOML lines for that ``[[upstreams]]`` table;
+    each optionally with a third item: more TOML lines for that ``[[upstreams]]`` table
+    (an empty address writes neither address nor host name: e.g. for ``discover``);
     ``settings``: top-level TOML lines (e.g. ``ownership_db``); ``audit``: the ``[audit]``
     table's lines (default: the SQLite log below); ``more_zones``: relayed besides the
     lab's ``info.zones`` (e.g. ``topology.BRANCH_ZONE``, give it an upstream);
@@ -121,7 +122,8 @@ def render_proxy_config(
                   f"anonymous = {'true' if http_anonymous else 'false'}",
                   "", "[[http.tokens]]", 'name = "lab"', f'token = "{info.secrets.http_token}"']
     for address, hostname, *more in ups:
-        parts += ["", "[[upstreams]]", f'address = "{address}"', f'hostname = "{hostname}"',
+        parts += ["", "[[upstreams]]",
+                  *([f'address = "{address}"', f'hostname = "{hostname}"'] if address else []),
                   f'kind = "{kind}"', f"pool_size = {pool_size}", *more]
     if directory:
         parts += ["", "[directory]", f'urls = ["{info.ldap_url}"]', f'base_dn = "{info.base_dn}"',

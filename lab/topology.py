@@ -20,6 +20,12 @@ BRANCH_ZONE = "branch.test"
 
 NS_IP = "127.0.1.53"  # ns.example.test    named
 NS2_IP = "127.0.1.54"  # ns2.example.test   named2 (BRANCH_ZONE only)
+#: A domain controller in the SRV records that never answers (nothing listens there):
+#: discovered upstreams fail over from it.
+DOWN_DC_IP = "127.0.1.99"
+DOWN_DC_HOST = "dc-down.example.test"
+#: The AD site whose DC (ns) the SRV records list first.
+SITE = "Lab-Site"
 KDC_IP = "127.0.1.88"  # kdc.example.test   krb5kdc
 LDAP_IP = "127.0.1.89"  # ldap.example.test  slapd
 PROXY_IP = "127.0.1.10"  # proxy.example.test where the proxy listens

@@ -9,7 +9,9 @@ logged, not fatal: the first request retries) and tells systemd READY=1.
 requests in flight finish on the old one, an invalid configuration is rejected with
 one log line and the running one stays; upstreams whose address, port, host name,
 kind and pool size are unchanged keep their security contexts. Listener settings
-need a restart. :meth:`stop` drains in-flight requests, then stops the HTTP
+need a restart. Upstream entries with ``discover`` run as the servers last found in
+DNS (:mod:`proxy.discovery`): looked up at start and then periodically, a change is
+swapped in like a reload. :meth:`stop` drains in-flight requests, then stops the HTTP
 interface and flushes the audit log.
 """
 
@@ -35,6 +37,7 @@ from proxy import sdnotify
 from proxy.audit.store import AuditStore, start_audit
 from proxy.config import Config, KerberosConfig, UpstreamConfig, load_config
 from proxy.dialects import DIALECTS
+from proxy.discovery import Discovery
 from proxy.handler import Observer, RequestHandler
 from proxy.http.app import start_http
 from proxy.http.metrics import Metrics
@@ -67,7 +70,9 @@ class ProxyApp:
 
     def __init__(self, config: Config, observers: Iterable[Observer] = (),
                  config_path: Path | None = None) -> None:
-        self.config = config
+        self.declared = config  # as written: [[upstreams]] with discover not expanded
+        self.discovery = Discovery()
+        config = self.config = self.discovery.expand(config)  # what runs
         self.config_path = config_path
         self.credentials = self._credentials(config.kerberos)
         self._upstreams: dict[UpstreamKey, Upstream] = {}
@@ -89,6 +94,7 @@ class ProxyApp:
         self._http: web.AppRunner | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._refusal_reports: asyncio.Task[None] | None = None
+        self._discovering: asyncio.Task[None] | None = None
         self._export_state()
 
     @property
@@ -167,6 +173,15 @@ class ProxyApp:
                 != location(self.config.ownership_db, self.config.audit)):
             log.warning("reload: a new ownership_db takes effect only after a restart")
             new.ownership_db = self.config.ownership_db
+        if not self._swap(new):
+            return False
+        log.info("configuration reloaded from %s", path)
+        return True
+
+    def _swap(self, declared: Config) -> bool:
+        """Build a pipeline for ``declared`` (with the upstreams discovered so far) and swap
+        it in; False if it cannot be built (the running one stays)."""
+        new = self.discovery.expand(declared)
         old_config, old_credentials = self.config, self.credentials
         if new.kerberos != old_config.kerberos:
             self.credentials = self._credentials(new.kerberos)
@@ -193,8 +208,18 @@ class ProxyApp:
         if retired:  # in-flight requests may still use them: close after the drain time
             asyncio.get_running_loop().call_later(
                 new.listen.drain_timeout, lambda: [u.transport.close() for u in retired])
-        log.info("configuration reloaded from %s", path)
+        self.declared = declared
         return True
+
+    async def _discover(self) -> None:
+        """Look the ``discover`` entries up again; swap the new servers in if they changed."""
+        if await self.discovery.refresh(self.declared) and self._swap(self.declared):
+            log.info("upstreams now: %s", ", ".join(u.label for u in self.upstreams))
+
+    async def _discover_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.discovery.next_delay(self.declared))
+            await self._discover()
 
     def _export_state(self) -> None:
         """Metrics read at scrape time from the parts that keep them."""
@@ -263,9 +288,11 @@ class ProxyApp:
         """Open the audit log, bind listeners and HTTP, warm contexts and directory."""
         self.audit = await start_audit(self.config.audit)
         self.handler.observers.append(self.audit.record)
-        if not all(u.dhcid for u in self.upstreams):
+        if not all(u.has_dhcid() for u in self.declared.upstreams):
             await self.ownership.open()
             log.info("DHCID ownership store: %s", self.ownership.where)
+        await self._discover()
+        self._discovering = asyncio.get_running_loop().create_task(self._discover_loop())
         await self.server.start()
         if self.config.http is not None:
             self._http = await start_http(self.config.http, self.audit, self.metrics,
@@ -313,6 +340,8 @@ class ProxyApp:
         sdnotify.notify("STOPPING=1")
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self._discovering is not None:
+            self._discovering.cancel()
         await self.server.drain(self.config.listen.drain_timeout)
         if self._refusal_reports is not None:
             self._refusal_reports.cancel()

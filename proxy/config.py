@@ -147,11 +147,13 @@ class KerberosConfig:
 
 @dataclass
 class UpstreamConfig:
-    """One authoritative DNS server of the AD-integrated zones, tried in list order."""
+    """One authoritative DNS server of the AD-integrated zones, tried in list order (or,
+    with ``discover``, the domain controllers found in DNS, at this entry's place)."""
 
-    address: str = setting(doc="IP address of the DNS server.")
+    address: str = setting("", doc="IP address of the DNS server (required, unless discover).")
     hostname: str = setting(
-        doc="Its host name; the GSS-TSIG service principal is DNS/<hostname>."
+        "", doc="Its host name; the GSS-TSIG service principal is DNS/<hostname> (required "
+        "with address)."
     )
     port: int = setting(53, doc="DNS port.")
     kind: Literal["bind", "samba", "windows"] = setting(
@@ -172,16 +174,53 @@ class UpstreamConfig:
         "zones never go to it, and an update fails over only between its zone's servers, in "
         "list order. Empty: every zone."
     )
+    discover: str | None = setting(
+        None, doc="Instead of address and hostname: an AD domain; this entry stands for its "
+        "domain controllers, found from the SRV records _ldap._tcp.dc._msdcs.<domain> (each "
+        "target's A/AAAA records; hostname = the target), ordered by priority, then weight "
+        "(heavier first), each with this entry's other settings. Looked up at start and "
+        "every discover_refresh seconds (the last answer is kept while lookups fail)."
+    )
+    site: str | None = setting(
+        None, doc="With discover: the AD site whose DCs come first "
+        "(_ldap._tcp.<site>._sites.dc._msdcs.<domain>), before the domain's other DCs."
+    )
+    nameservers: list[str] = setting(
+        factory=list, doc="With discover: the DNS servers to ask (default: the system's "
+        "resolver, /etc/resolv.conf)."
+    )
+    discover_refresh: float = setting(
+        300.0, doc="With discover: seconds between lookups (10 s while none succeeded yet)."
+    )
 
     def check(self, path: str) -> list[str]:
         problems = [f"{path}.zones: {z!r} is not a valid zone name"
                     for z in self.zones if _bad_name(z)]
-        if not is_address(self.address):
-            problems.append(f"{path}.address: {self.address!r} is not an IP address")
+        if self.discover is not None:
+            problems += self._discovery_problems(path)
+        elif not self.address:
+            problems.append(f"{path}.address: required key is missing (or give discover)")
+        elif not is_address(self.address):
+            problems.append(f"{path}.address: {self.address!r} is not an IP address "
+                            "(give address and hostname, or discover)")
+        elif not self.hostname:
+            problems.append(f"{path}.hostname: required with address")
         if not 0 < self.port < 65536:
             problems.append(f"{path}.port: {self.port} is not a port number (1-65535)")
         if self.pool_size < 1:
             problems.append(f"{path}.pool_size: must be at least 1")
+        return problems
+
+    def _discovery_problems(self, path: str) -> list[str]:
+        problems = [f"{path}.nameservers: {a!r} is not an IP address"
+                    for a in self.nameservers if not is_address(a)]
+        if self.address or self.hostname:
+            problems.append(f"{path}: give address and hostname, or discover, not both")
+        for key, value in (("discover", self.discover), ("site", self.site)):
+            if value is not None and (not value or _bad_name(value)):
+                problems.append(f"{path}.{key}: {value!r} is not a valid domain name")
+        if self.discover_refresh <= 0:
+            problems.append(f"{path}.discover_refresh: must be positive")
         return problems
 
     def has_dhcid(self) -> bool:
