@@ -47,7 +47,7 @@ from proxy.ownership import OwnershipStore, location
 from proxy.pipeline import Pipeline, build_pipeline
 from proxy.refusals import RefusalLimiter
 from proxy.replay import ReplayMemory
-from proxy.requestlog import log_request
+from proxy.requestlog import RequestLog
 from proxy.schema import ConfigError
 from proxy.server import Server
 from proxy.stages.authenticate import AuthenticateStage
@@ -84,10 +84,11 @@ class ProxyApp:
         self.groups = self._groups(config)
         self.pipeline = self._build(config)
         self.metrics = Metrics()
+        self.request_log = RequestLog(json_lines=config.log.format == "json")
         self.refusals = RefusalLimiter(config.listen.refusals_per_source,
                                        config.listen.refusals_total)
         self.handler = RequestHandler(self.pipeline,
-                                      [log_request, self.metrics.observe, *observers],
+                                      [self.request_log, self.metrics.observe, *observers],
                                       self.refusals)
         self.server = Server(self.handler, config.listen)
         self.audit: AuditStore | None = None

@@ -8,24 +8,24 @@ import sys
 import time
 
 from proxy.config import LogConfig
-from proxy.requestlog import request_fields
+from proxy.requestlog import SecondClock
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts": ..., "level": ..., "logger": ..., "msg": ..., <fields>}`` per line."""
+    """``{"ts": ..., "level": ..., "logger": ..., "msg": ...}`` per line (request lines:
+    :class:`~proxy.requestlog.RequestLog`, same keys plus the request's fields)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._clock = SecondClock("%Y-%m-%dT%H:%M:%S", time.gmtime)
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, object] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._clock.text(record.created, ".") + "Z",
             "level": record.levelname.lower(),
             "logger": record.name,
+            "msg": record.getMessage(),
         }
-        req = getattr(record, "request", None)
-        if req is not None:
-            doc.update(request_fields(req))
-        else:
-            doc["msg"] = record.getMessage()
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc, default=str)
@@ -36,16 +36,10 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-        self._second = -1
-        self._second_text = ""
+        self._clock = SecondClock(self.default_time_format)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        second = int(record.created)
-        if second != self._second:
-            self._second_text = time.strftime(self.default_time_format,
-                                              self.converter(record.created))
-            self._second = second
-        return f"{self._second_text},{int(record.msecs):03d}"
+        return self._clock.text(record.created)
 
 
 def setup_logging(config: LogConfig) -> None:

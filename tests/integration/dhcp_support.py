@@ -37,7 +37,7 @@ from lab.lab_secrets import LabKey, write_private
 from lab.proxy_config import render_proxy_config
 
 STEP_TIMEOUT_S = 8.0
-_FIELD = re.compile(r'(\w+)=("[^"]*"|\S+)')
+_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 #: one pool of ten addresses per scenario, so no scenario meets another's PTR records
 _POOLS = itertools.cycle(range(100, 200, 10))
 
