@@ -344,6 +344,7 @@ class ProxyApp:
         if self._discovering is not None:
             self._discovering.cancel()
         await self.server.drain(self.config.listen.drain_timeout)
+        self.request_log.flush()  # the drained and abandoned requests' lines, before "stopped"
         if self._refusal_reports is not None:
             self._refusal_reports.cancel()
         self._write_refusal_report()
