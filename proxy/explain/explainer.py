@@ -130,8 +130,12 @@ class Explainer:
         self.zones = [dns.name.from_text(z) for z in zones]
         self._steps: dict[str, Step] = {
             "screen": self._screen, "parse": self._parse, "authenticate": self._authenticate,
-            "replay": self._replay, "groups": self._groups, "authorize": self._authorize,
-            "serialize": self._serialize, "forward": self._forward,
+            "replay": _not_run("replay", "a signed message is forwarded once; explain "
+                               "neither records nor consults the replay memory"),
+            "groups": self._groups, "authorize": self._authorize,
+            "serialize": _not_run("serialize", "explain forwards nothing: no retransmit "
+                                  "memory, no wait for an update of the same name in flight"),
+            "forward": self._forward,
         }
 
     @classmethod
@@ -210,11 +214,6 @@ class Explainer:
         return [StageVerdict("authenticate", PASSED, f"identity {req.identity} ({req.reason})")]
 
     @staticmethod
-    async def _replay(stage: Stage, req: RequestContext) -> list[StageVerdict]:
-        return [StageVerdict("replay", NOT_RUN, "a signed message is forwarded once; explain "
-                             "neither records nor consults the replay memory")]
-
-    @staticmethod
     async def _groups(stage: Stage, req: RequestContext) -> list[StageVerdict]:
         assert isinstance(stage, GroupsStage)
         asked = "asked the directory now, not its cache"
@@ -245,11 +244,6 @@ class Explainer:
                              details=(untaken,))]
 
     @staticmethod
-    async def _serialize(stage: Stage, req: RequestContext) -> list[StageVerdict]:
-        return [StageVerdict("serialize", NOT_RUN, "explain forwards nothing: no retransmit "
-                             "memory, no wait for an update of the same name in flight")]
-
-    @staticmethod
     async def _forward(stage: Stage, req: RequestContext) -> list[StageVerdict]:
         assert isinstance(stage, ForwardStage)
         servers = stage.servers_of(req.zone)
@@ -264,6 +258,15 @@ class Explainer:
         return [ownership, StageVerdict("forward", NOT_RUN,
                                         f"it would go to {first.label}, signed with "
                                         "GSS-TSIG", details=failover)]
+
+
+def _not_run(name: str, why: str) -> Step:
+    """The step of a stage that keeps state explain must not touch: not run, and why."""
+
+    async def step(stage: Stage, req: RequestContext) -> list[StageVerdict]:
+        return [StageVerdict(name, NOT_RUN, why)]
+
+    return step
 
 
 async def _ownership(stage: ForwardStage, upstream: Upstream,
