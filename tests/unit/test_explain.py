@@ -172,3 +172,13 @@ def test_a_bad_configuration_is_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     config = write_config(tmp_path / "proxy.toml", policy="[policy.default]\nmax_ttl = -1\n")
     status, _, err = run(capsys, config, "--from", "10.0.1.2", *KEA_ADD)
     assert status == 2 and "max_ttl" in err
+
+
+def test_audit_only_forwards_what_the_policy_would_refuse(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = write_config(tmp_path / "proxy.toml", policy='[policy]\nmode = "audit-only"\n')
+    status, out, _ = run(capsys, config, "--from", "10.0.1.2",
+                         "update add _ldap._tcp.example.test 300 A 10.0.1.5")
+    assert status == 0, out
+    assert ("authorize     passed: audit-only: forwarded although the policy would refuse it: "
+            "protected.label: _ldap._tcp.example.test.") in out
