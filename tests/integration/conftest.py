@@ -7,11 +7,15 @@ can ``from gss_client import GssTsigSession, keytab_credentials``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from postgres_support import postgres_server
+from proxy_process import ProxyProcess, free_port
+
+from lab import LabInfo
+from lab.proxy_config import render_proxy_config
 
 _HERE = Path(__file__).parent
 
@@ -27,3 +31,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def postgres_socket_dir() -> Iterator[Path]:
     """A running PostgreSQL server for the session (postgres_support.py); its socket dir."""
     yield from postgres_server()
+
+
+@pytest.fixture
+def start_proxy(lab: LabInfo, tmp_path: Path) -> Iterator[Callable[..., ProxyProcess]]:
+    """``start_proxy(**options)``: a proxy in the MIT lab on a free port, its config from
+    :func:`~lab.proxy_config.render_proxy_config` with ``options`` (written in the test's
+    directory); every one started is stopped at the end of the test."""
+    started: list[ProxyProcess] = []
+
+    def start(**options: object) -> ProxyProcess:
+        port = free_port(lab.proxy_ip)
+        config = tmp_path / f"proxy-{port}.toml"
+        config.write_text(render_proxy_config(lab, port=port, **options))  # type: ignore[arg-type]
+        started.append(ProxyProcess(config, lab.proxy_ip, port).start())
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()

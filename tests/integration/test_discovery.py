@@ -10,15 +10,13 @@ the one that is down first and fails over to ns; with the site it goes to ns at 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from dhcid_scripts import dhcid, lookup, nsupdate, register
-from proxy_process import ProxyProcess, free_port
+from proxy_process import ProxyProcess
 
 from lab import LabInfo, topology
-from lab.proxy_config import render_proxy_config
 from proxy.config import UpstreamConfig
 from proxy.discovery import DiscoveryFailed, find_servers
 
@@ -38,21 +36,14 @@ async def test_domain_controllers_in_srv_order(lab: LabInfo) -> None:
 
 
 @pytest.fixture
-def start(lab: LabInfo, tmp_path: Path) -> Iterator[Callable[[str], ProxyProcess]]:
+def start(lab: LabInfo, start_proxy: Callable[..., ProxyProcess]) -> Callable[[str], ProxyProcess]:
     """Start a proxy whose only upstream entry is ``discover`` (with the given lines)."""
-    started: list[ProxyProcess] = []
 
     def run(lines: str) -> ProxyProcess:
-        port = free_port(lab.proxy_ip)
-        config = tmp_path / f"proxy-{port}.toml"
         entry = f'discover = "{lab.domain}"\nnameservers = ["{lab.dns_server_ip}"]\n' + lines
-        config.write_text(render_proxy_config(lab, port=port, upstreams=[("", "", entry)]))
-        started.append(ProxyProcess(config, lab.proxy_ip, port).start())
-        return started[-1]
+        return start_proxy(upstreams=[("", "", entry)])
 
-    yield run
-    for process in started:
-        process.stop()
+    return run
 
 
 def _last_request(proxy: ProxyProcess) -> str:

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncpg
 import pytest
 from dhcid_scripts import dhcid, lookup, nsupdate, register, remove, replace
 from postgres_support import fresh_database
-from proxy_process import ProxyProcess, free_port
+from proxy_process import ProxyProcess
 
 from lab import LabInfo
-from lab.proxy_config import render_proxy_config
 from proxy.ownership import NAMES, VALUES
 
 
@@ -33,23 +32,14 @@ async def shared_dsn(postgres_socket_dir: Path) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def proxies(lab: LabInfo, shared_dsn: str, tmp_path: Path) -> Iterator[dict[str, ProxyProcess]]:
+def proxies(lab: LabInfo, shared_dsn: str,
+            start_proxy: Callable[..., ProxyProcess]) -> dict[str, ProxyProcess]:
     """proxy-a and proxy-b, both in front of the lab's BIND without DHCID."""
-    started: dict[str, ProxyProcess] = {}
-    try:
-        for instance in ("proxy-a", "proxy-b"):
-            port = free_port(lab.proxy_ip)
-            config = tmp_path / f"{instance}.toml"
-            config.write_text(render_proxy_config(
-                lab, port=port,
-                upstreams=[(lab.dns_server_ip, lab.dns_server, "dhcid = false")],
-                audit=(f'backend = "postgres"\npostgres_dsn = "{shared_dsn}"\n'
-                       f'instance = "{instance}"\nflush_interval = 0.05')))
-            started[instance] = ProxyProcess(config, lab.proxy_ip, port).start()
-        yield started
-    finally:
-        for process in started.values():
-            process.stop()
+    return {instance: start_proxy(
+        upstreams=[(lab.dns_server_ip, lab.dns_server, "dhcid = false")],
+        audit=(f'backend = "postgres"\npostgres_dsn = "{shared_dsn}"\n'
+               f'instance = "{instance}"\nflush_interval = 0.05'))
+        for instance in ("proxy-a", "proxy-b")}
 
 
 async def _rows(dsn: str, sql: str) -> list[asyncpg.Record]:

@@ -10,15 +10,13 @@ also when every server of the update's own zone is down.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import pytest
 from dhcid_scripts import dhcid, lookup, nsupdate, register
-from proxy_process import ProxyProcess, free_port
+from proxy_process import ProxyProcess
 
 from lab import LabInfo, topology
-from lab.proxy_config import render_proxy_config
 
 BRANCH = f"{topology.BRANCH_ZONE}."
 DEAD = "127.0.1.99"  # nothing listens there: an upstream that never answers
@@ -26,23 +24,15 @@ Routes = Sequence[tuple[str, str, Sequence[str]]]  # address, host name, zones
 
 
 @pytest.fixture
-def start(lab: LabInfo, tmp_path: Path) -> Iterator[Callable[[Routes], ProxyProcess]]:
+def start(start_proxy: Callable[..., ProxyProcess]) -> Callable[[Routes], ProxyProcess]:
     """Start a proxy relaying the lab's zones and branch.test over the given routes."""
-    started: list[ProxyProcess] = []
 
     def run(routes: Routes) -> ProxyProcess:
-        port = free_port(lab.proxy_ip)
-        config = tmp_path / f"proxy-{port}.toml"
-        config.write_text(render_proxy_config(
-            lab, port=port, more_zones=[topology.BRANCH_ZONE],
-            upstreams=[(address, host, "zones = [" + ", ".join(f'"{z}"' for z in zones) + "]")
-                       for address, host, zones in routes]))
-        started.append(ProxyProcess(config, lab.proxy_ip, port).start())
-        return started[-1]
+        return start_proxy(more_zones=[topology.BRANCH_ZONE], upstreams=[
+            (address, host, "zones = [" + ", ".join(f'"{z}"' for z in zones) + "]")
+            for address, host, zones in routes])
 
-    yield run
-    for process in started:
-        process.stop()
+    return run
 
 
 def _ns(lab: LabInfo) -> tuple[str, str, Sequence[str]]:

@@ -16,8 +16,12 @@ from proxy.app import ProxyApp
 from proxy.config import UpstreamConfig, load_config, parse_config
 from proxy.discovery import Discovery, DiscoveryFailed, Server, in_order, srv_names
 from proxy.schema import ConfigError
+from tests.unit import test_config
 from tests.unit.fakes import start_fake_upstream
 from tests.unit.test_app_reload import ask
+from tests.unit.test_config import routed
+
+keytab = test_config.keytab  # the fixture: a keytab file the configs name
 
 
 def srv(priority: int, weight: int, target: str) -> dns.rdata.Rdata:
@@ -37,21 +41,9 @@ def test_the_sites_records_are_asked_first() -> None:
                                              "_ldap._tcp.dc._msdcs.corp.test."]
 
 
-def _config(keytab: Path, upstreams: str) -> str:
-    return (f'zones = ["example.test"]\n'
-            f'kerberos = {{principal = "svc@EXAMPLE.TEST", keytab = "{keytab}"}}\n' + upstreams)
-
-
-@pytest.fixture
-def keytab(tmp_path: Path) -> Path:
-    path = tmp_path / "svc.keytab"
-    path.write_bytes(b"\x05\x02")
-    return path
-
-
 def test_a_discover_entry_is_checked(keytab: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        parse_config(_config(keytab, '[[upstreams]]\ndiscover = "corp.test"\naddress = "10.0.0.1"'
+        parse_config(routed(keytab, '[[upstreams]]\ndiscover = "corp.test"\naddress = "10.0.0.1"'
                              '\nnameservers = ["dc1"]\ndiscover_refresh = 0\n'
                              '[[upstreams]]\naddress = "10.0.0.2"\n'))
     assert err.value.problems == [
@@ -63,7 +55,7 @@ def test_a_discover_entry_is_checked(keytab: Path) -> None:
 
 
 def test_expansion_puts_the_servers_found_at_the_entrys_place(keytab: Path) -> None:
-    config = parse_config(_config(keytab, (
+    config = parse_config(routed(keytab, (
         '[[upstreams]]\naddress = "10.0.0.1"\nhostname = "static.example.test"\n'
         '[[upstreams]]\ndiscover = "example.test"\nsite = "HQ"\nkind = "windows"\n'
         'pool_size = 2\nzones = ["example.test"]\n'
@@ -89,7 +81,7 @@ async def test_the_running_proxy_swaps_in_what_it_finds(
         caplog: pytest.LogCaptureFixture) -> None:
     fake, port = await start_fake_upstream()
     path = tmp_path / "proxy.toml"
-    path.write_text(_config(keytab, f'[[upstreams]]\ndiscover = "example.test"\nport = {port}\n'
+    path.write_text(routed(keytab, f'[[upstreams]]\ndiscover = "example.test"\nport = {port}\n'
                             '[[senders]]\nnetworks = ["10.9.0.0/24"]\naccount = "DHCP1$"\n'))
     answers: list[list[Server] | DiscoveryFailed] = [
         [("127.0.0.1", "dc1.example.test")],
