@@ -41,6 +41,10 @@ class GroupAuthority:
         """The decision for ``identity``; raises DirectoryUnavailable (refuse then)."""
         return await self.cache.get(identity)
 
+    def cached(self, identity: str) -> Decision | None:
+        """A fresh cached decision for ``identity``, or None (then :meth:`decide`)."""
+        return self.cache.cached(identity)
+
     async def lookup(self, identity: str) -> Decision:
         """Ask the directory now, past the cache, which stays as it was (the cache's
         loader, and what ``dnsupdate-proxy explain`` shows); raises DirectoryUnavailable."""

@@ -106,21 +106,32 @@ class DecisionCache:
 
     async def get(self, identity: str) -> Decision:
         """The decision for ``identity``; raises DirectoryUnavailable (fail closed)."""
-        entry = self._entries.get(identity)
-        now = self.clock()
-        if entry is not None and now < entry.expires_at:
-            self.stats.hits += 1
-            if (entry.decision.verdict is Verdict.MEMBER
-                    and now >= entry.expires_at - self.refresh_ahead
-                    and identity not in self._loading):
-                self.stats.refreshes += 1
-                self._start(identity)
-            return entry.decision
+        decision = self.cached(identity)
+        if decision is not None:
+            return decision
         task = self._loading.get(identity) or self._start(identity)
         try:
             return await asyncio.shield(task)
         except DirectoryUnavailable as exc:
             return self._stale(identity, exc)
+
+    def cached(self, identity: str) -> Decision | None:
+        """The decision for ``identity`` if a fresh one is cached (counted as a hit, and
+        a member's reload started when it is due within ``refresh_ahead``), else None:
+        the part of :meth:`get` that needs no waiting (the request path asks it first)."""
+        entry = self._entries.get(identity)
+        if entry is None:
+            return None
+        now = self.clock()
+        if now >= entry.expires_at:
+            return None
+        self.stats.hits += 1
+        if (entry.decision.verdict is Verdict.MEMBER
+                and now >= entry.expires_at - self.refresh_ahead
+                and identity not in self._loading):
+            self.stats.refreshes += 1
+            self._start(identity)
+        return entry.decision
 
     def entries(self) -> list[CachedDecision]:
         """The cached decisions, oldest load first."""

@@ -14,6 +14,7 @@ that has a ``[policy.groups.*]`` table (none: just the default) ← the sender's
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from collections.abc import Callable, Iterable
@@ -68,10 +69,18 @@ class PolicyEngine:
         """Start the due reloads of the domain controllers and the name servers; wait for
         a list never read yet only where ``update`` needs it: the DCs always (forward
         names fail closed without them), the name servers when it adds a PTR."""
-        await self.dcs.refresh_if_due()
+        while (pending := self.lists_pending(update)) is not None:
+            await asyncio.shield(pending)
+
+    def lists_pending(self, update: ParsedUpdate) -> asyncio.Task[None] | None:
+        """Start the due reloads (see :meth:`refresh_lists`); the first reload ``update``
+        must wait for, or None when it can be evaluated now."""
+        pending = self.dcs.start_if_due()
+        if pending is not None:
+            return pending
         adds_ptr = any(rr.target is not None and rr.rdclass == update.zone_class
                        for rr in update.updates)
-        await self.name_servers.refresh_if_due(wait=adds_ptr)
+        return self.name_servers.start_if_due(wait=adds_ptr)
 
     def evaluate(self, update: ParsedUpdate, identity: str | None,
                  groups: tuple[str, ...] = (), *, signed: bool = False) -> Violation | None:

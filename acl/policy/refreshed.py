@@ -55,12 +55,18 @@ class RefreshedNames:
 
     async def refresh_if_due(self, *, wait: bool = True) -> None:
         """Start a reload when due; wait for it only if no list is known yet and ``wait``."""
+        pending = self.start_if_due(wait=wait)
+        if pending is not None:
+            await asyncio.shield(pending)
+
+    def start_if_due(self, *, wait: bool = True) -> asyncio.Task[None] | None:
+        """Start a reload when due (without waiting); the reload to wait for when no list
+        is known yet and ``wait``, else None."""
         if self._provider is None or self._clock() < self._due:
-            return
+            return None
         if self._task is None:
             self._task = asyncio.ensure_future(self._load(self._provider))
-        if self._names is None and wait:
-            await asyncio.shield(self._task)
+        return self._task if self._names is None and wait else None
 
     async def _load(self, provider: NameProvider) -> None:
         try:

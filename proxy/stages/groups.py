@@ -44,6 +44,16 @@ class GroupsStage:
     def __init__(self, authority: GroupAuthority) -> None:
         self.authority = authority
 
+    def fast(self, req: RequestContext) -> bool:
+        """Decide from a fresh cached decision; False when the directory must be asked."""
+        if req.identity is None:
+            raise Reject(Outcome.UNKNOWN_SENDER, "no identity to look up in the directory")
+        decision = self.authority.cached(req.identity)
+        if decision is None:
+            return False
+        _apply(req, decision)
+        return True
+
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
         await self.check(req)
         return await call_next(req)
@@ -61,13 +71,7 @@ class GroupsStage:
             reason = f"directory unavailable: {exc}"
             _add_reason(req, reason)
             raise Reject(Outcome.DIRECTORY_UNAVAILABLE, reason) from None
-        _add_reason(req, decision.reason)
-        if not decision.allowed:
-            raise Reject(_REFUSALS.get(decision.verdict, Outcome.DENIED_NOT_MEMBER),
-                         decision.reason)
-        req.groups = decision.groups
-        if decision.account is not None and is_address(req.identity):
-            req.identity = decision.account
+        _apply(req, decision)
         return decision
 
     async def prepare(self) -> str:
@@ -78,6 +82,17 @@ class GroupsStage:
         """Release the directory connections and worker threads."""
         await self.authority.close()
 
+
+
+def _apply(req: RequestContext, decision: Decision) -> None:
+    """Note ``decision`` in ``req``; raise :class:`Reject` when it refuses."""
+    _add_reason(req, decision.reason)
+    if not decision.allowed:
+        raise Reject(_REFUSALS.get(decision.verdict, Outcome.DENIED_NOT_MEMBER),
+                     decision.reason)
+    req.groups = decision.groups
+    if decision.account is not None and req.identity is not None and is_address(req.identity):
+        req.identity = decision.account
 
 
 def _add_reason(req: RequestContext, reason: str) -> None:

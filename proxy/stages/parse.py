@@ -39,6 +39,11 @@ class ParseStage:
         names = (dns.name.from_text(z) for z in zones)
         self.zones: dict[Labels, dns.name.Name] = {labels_of(n): n for n in names}
 
+    def fast(self, req: RequestContext) -> bool:
+        """The whole stage, synchronously."""
+        self.parse(req)
+        return True
+
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
         self.parse(req)
         return await call_next(req)

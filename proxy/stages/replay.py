@@ -33,6 +33,14 @@ class ReplayStage:
         self.retransmits = retransmits
         self.refused = 0
 
+    def fast(self, req: RequestContext) -> bool:
+        """True for an unsigned request or a new MAC (remembered now); False for a repeat
+        (a repeat's check changes nothing: ``__call__`` finds it again)."""
+        update = req.update
+        if req.client_key is None or update is None or update.tsig is None:
+            return True
+        return self.memory.check(req.request_mac, update.tsig.time_signed) is Seen.NEW
+
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
         update = req.update
         if req.client_key is None or update is None or update.tsig is None:

@@ -52,6 +52,11 @@ class ScreenStage:
         self.senders = senders
         self.tsig = tsig or InboundTsig(())
 
+    def fast(self, req: RequestContext) -> bool:
+        """The whole stage, synchronously."""
+        self.screen(req)
+        return True
+
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
         self.screen(req)
         return await call_next(req)
