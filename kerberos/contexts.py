@@ -11,6 +11,7 @@ stops knowing it (IN_ERROR: BADKEY/BADSIG); only USABLE contexts are lent.
 from __future__ import annotations
 
 import asyncio
+import collections
 import enum
 import logging
 import time
@@ -86,7 +87,8 @@ class ContextPool:
         self.lifetime = lifetime
         self._negotiate = negotiate
         self._idle: list[SecurityContext] = []
-        self._slots = asyncio.Semaphore(size)
+        self._free = size  # contexts that may be lent now (lent + free = size)
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._invalid_before = float("-inf")
         self.stats = PoolStats()
         self.in_use = 0  # contexts lent to a request right now
@@ -101,15 +103,62 @@ class ContextPool:
     @asynccontextmanager
     async def lease(self) -> AsyncIterator[SecurityContext]:
         """Borrow a usable context (negotiating one if none is idle) for one request."""
-        async with self._slots:
-            ctx = self._take_idle() or await self.fresh()
+        ctx = self.take() or await self.acquire()
+        try:
+            yield ctx
+        finally:
+            self.give_back(ctx)
+
+    def take(self) -> SecurityContext | None:
+        """An idle usable context, lent now without waiting, or None (then
+        :meth:`acquire`); nobody waiting is overtaken. Give it back with :meth:`give_back`."""
+        if self._free == 0 or self._waiters:
+            return None
+        ctx = self._take_idle()
+        if ctx is not None:
+            self._free -= 1
             self.in_use += 1
+        return ctx
+
+    async def acquire(self) -> SecurityContext:
+        """Wait for a free slot (first come, first served), then lend an idle context or
+        negotiate a new one (raises :class:`KerberosError`, the slot given back)."""
+        if self._free == 0 or self._waiters:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
             try:
-                yield ctx
-            finally:
-                self.in_use -= 1
-                if ctx.refresh_state(time.monotonic()) is ContextState.USABLE:
-                    self._idle.append(ctx)
+                await waiter  # the slot is handed over by _release
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # handed over just as we were cancelled: pass it on
+                elif waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                raise
+        else:
+            self._free -= 1
+        try:
+            ctx = self._take_idle() or await self.fresh()
+        except BaseException:
+            self._release()
+            raise
+        self.in_use += 1
+        return ctx
+
+    def give_back(self, ctx: SecurityContext) -> None:
+        """Return a context lent by :meth:`take` or :meth:`acquire` (kept if still usable)."""
+        self.in_use -= 1
+        if ctx.refresh_state(time.monotonic()) is ContextState.USABLE:
+            self._idle.append(ctx)
+        self._release()
+
+    def _release(self) -> None:
+        """A slot is free: hand it to the first waiter still waiting, else keep it."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
 
     async def fresh(self) -> SecurityContext:
         """Negotiate a new context now (raises :class:`KerberosError` on failure)."""

@@ -67,23 +67,27 @@ class UpstreamTransport:
             if msg_id not in pending:
                 return msg_id
 
-    async def exchange(self, request: bytes, timeout: float) -> bytes:
-        """Send ``request`` (its ID from :meth:`new_id`), return the reply's wire."""
-        mux = await self._udp()
+    async def exchange(self, request: bytes, tcp_timeout: float = 5.0) -> bytes:
+        """Send ``request`` (its ID from :meth:`new_id`), return the reply's wire.
+
+        It waits for the reply until the caller's timeout cancels it (the forward stage
+        has one timer per try; a second one here would cost as much again). A truncated
+        reply is asked again over TCP within ``tcp_timeout``."""
+        mux = self._mux
+        if mux is None or mux.transport is None:
+            mux = await self._udp()
         msg_id = struct.unpack_from("!H", request)[0]
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         mux.pending[msg_id] = fut
         try:
             assert mux.transport is not None
             mux.transport.sendto(request)
-            reply = await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            raise UpstreamUnreachable(f"no answer within {timeout * 1000:.0f} ms") from None
+            reply = await fut
         finally:
             if mux.pending.get(msg_id) is fut:
                 del mux.pending[msg_id]
         if struct.unpack_from("!H", reply, 2)[0] & 0x0200:  # TC
-            return await self.exchange_tcp(request, timeout)
+            return await self.exchange_tcp(request, tcp_timeout)
         return reply
 
     async def exchange_tcp(self, request: bytes, timeout: float) -> bytes:

@@ -68,7 +68,7 @@ def check_reply(reply: bytes, msg_id: int, key: dns.tsig.Key, request_mac: bytes
         raise BadUpstreamReply(f"malformed reply: {exc or 'cut short'}") from None
     if msg_id_got != msg_id:
         raise BadUpstreamReply(f"reply ID {msg_id_got} does not match request ID {msg_id}")
-    if not flags & dns.flags.QR:
+    if not flags & _QR:
         raise BadUpstreamReply("the reply is not a response (QR=0)")
     rcode = flags & 0xF
     if tsig is None:
@@ -76,7 +76,7 @@ def check_reply(reply: bytes, msg_id: int, key: dns.tsig.Key, request_mac: bytes
     keyname, rdata, tsig_start = tsig
     if rdata.error:
         return UpstreamReply(rcode, False, rdata.error)
-    if keyname != key.name:
+    if keyname is not key.name and keyname != key.name:
         raise BadUpstreamReply(f"reply signed with key {keyname}, not {key.name}")
     if rdata.mac == request_mac:
         return UpstreamReply(rcode, False, 0, echoed=True)
@@ -117,6 +117,9 @@ class TsigRdata(NamedTuple):
     original_id: int
     error: int
     other: bytes
+
+
+_QR = int(dns.flags.QR)
 
 
 def _name(reply: bytes, offset: int) -> tuple[dns.name.Name, int]:

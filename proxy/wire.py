@@ -127,10 +127,17 @@ def append_tsig(
     return append_rr(wire, rr), mac
 
 
+def is_gss(key: dns.tsig.Key) -> bool:
+    """Whether ``key`` is a GSS-TSIG context (the proxy's own keys carry dnspython's
+    ``GSS_TSIG`` name object itself: an identity test, not a name comparison)."""
+    algorithm = key.algorithm
+    return algorithm is dns.tsig.GSS_TSIG or algorithm == dns.tsig.GSS_TSIG
+
+
 def compute_mac(key: dns.tsig.Key, data: bytes) -> bytes:
     """The TSIG MAC of ``data``: an HMAC, or for GSS-TSIG (RFC 3645) the GSS-API MIC,
     asked of gssapi's raw layer (its high-level method wrappers cost more than the MIC)."""
-    if key.algorithm == dns.tsig.GSS_TSIG:
+    if is_gss(key):
         return gssapi.raw.get_mic(key.secret, data)
     ctx = dns.tsig.get_context(key)
     ctx.update(data)
@@ -140,7 +147,7 @@ def compute_mac(key: dns.tsig.Key, data: bytes) -> bytes:
 def mac_verifies(key: dns.tsig.Key, data: bytes, mac: bytes) -> bool:
     """True when ``mac`` is the TSIG MAC of ``data`` with ``key`` (see :func:`compute_mac`)."""
     try:
-        if key.algorithm == dns.tsig.GSS_TSIG:
+        if is_gss(key):
             gssapi.raw.verify_mic(key.secret, data, mac)
         else:
             ctx = dns.tsig.get_context(key)

@@ -144,8 +144,8 @@ class ForwardStage:
                 # the per-try limit leaves time to fail over; the last upstream may use
                 # all that is left of the deadline (e.g. to renegotiate after a restart)
                 limit = remaining if upstream is last else min(self.policy.try_timeout, remaining)
-                async with asyncio.timeout(limit):
-                    reply = await self._via(upstream, req, body, remaining)
+                async with asyncio.timeout(limit):  # the try's one timer
+                    reply = await self._via(upstream, req, body)
             except TimeoutError:
                 problems.append(f"{upstream.label}: no answer in time")
                 upstream.health.failed("no answer in time")
@@ -197,28 +197,32 @@ class ForwardStage:
                          f"{upstream.label} applied the update but its DHCID ownership was not "
                          f"recorded: {exc}") from None
 
-    async def _via(self, upstream: Upstream, req: RequestContext, body: bytes,
-                   timeout: float) -> UpstreamReply:
+    async def _via(self, upstream: Upstream, req: RequestContext,
+                   body: bytes) -> UpstreamReply:
         """Send on a leased context; when the answer says the server lost it, drop it and
         every context negotiated before the loss was seen, and resend on a fresh one."""
         lost_at: float | None = None  # time.monotonic() of the first "context lost"
+        pool = upstream.pool
         while True:
             try:
-                async with upstream.pool.lease() as context:
-                    reply = await self._exchange(upstream, context, body, timeout)
-                    stale = _stale_context(upstream.dialect, reply)
-                    if stale is None:
-                        return reply
-                    fresh = lost_at is not None and context.negotiated.negotiated_at > lost_at
-                    if fresh and not reply.tsig_error:  # Windows: REFUSED twice
-                        req.notes.append(f"{upstream.label} refused again on a fresh context: "
-                                         "a denial")
-                        return reply
-                    upstream.pool.invalidate(context, stale)
+                context = pool.take() or await pool.acquire()  # no wait when one is idle
             except KerberosError as exc:
                 raise _TryNext(str(exc)) from exc
+            try:
+                reply = await self._exchange(upstream, context, body)
+                stale = _stale_context(upstream.dialect, reply)
+                if stale is None:
+                    return reply
+                fresh = lost_at is not None and context.negotiated.negotiated_at > lost_at
+                if fresh and not reply.tsig_error:  # Windows: REFUSED twice
+                    req.notes.append(f"{upstream.label} refused again on a fresh context: "
+                                     "a denial")
+                    return reply
+                pool.invalidate(context, stale)
             except UpstreamUnreachable as exc:
                 raise _TryNext(str(exc)) from exc
+            finally:
+                pool.give_back(context)
             if fresh:
                 raise Reject(Outcome.UPSTREAM_BAD_REPLY,
                              f"{upstream.label} rejected a freshly negotiated context "
@@ -230,14 +234,14 @@ class ForwardStage:
                          upstream.label, stale, req.request_id, req.client_text)
 
     @staticmethod
-    async def _exchange(upstream: Upstream, context: SecurityContext, body: bytes,
-                        timeout: float) -> UpstreamReply:
+    async def _exchange(upstream: Upstream, context: SecurityContext,
+                        body: bytes) -> UpstreamReply:
         transport = upstream.transport
         msg_id = transport.new_id()
         signed, mac = wire.append_tsig(wire.with_id(body, msg_id), context.key,
                                        now=int(time.time()))
         context.uses += 1
-        raw = await transport.exchange(signed, timeout)
+        raw = await transport.exchange(signed)  # bounded by the try's timeout
         try:
             return check_reply(raw, msg_id, context.key, mac, upstream.dialect.mac_forms)
         except BadUpstreamReply as exc:

@@ -56,7 +56,7 @@ from proxy_process import ProxyProcess, free_port
 from lab import LabInfo, MitLab
 from lab.proxy_config import render_proxy_config
 
-FLAKY = "127.0.1.55"  # the controllable upstream (FlakyUpstream; test_windows has .54)
+FLAKY = "127.0.1.55"  # the controllable upstream (FlakyUpstream; ns2 is .54, test_windows .58)
 
 
 def start_proxy(lab: LabInfo, directory: Path, *, audit: str = "", ldap: str = "",

@@ -1,7 +1,7 @@
 """The real proxy against the fake Windows DNS server, with real GSS-TSIG (MIT lab KDC).
 
 The fake (tests/unit/fake_windows.py) runs in a thread of the test process on
-127.0.1.54:53 and accepts TKEY with the lab's DNS/ns.example.test keytab; the proxy
+127.0.1.58:53 and accepts TKEY with the lab's DNS/ns.example.test keytab; the proxy
 runs as a process with ``kind = "windows"``. Each case checks the DHCP server's
 answer, the fake's zone data and what the proxy's request log says it did and did not
 verify.
@@ -22,15 +22,16 @@ from lab import LabInfo
 from lab.proxy_config import render_proxy_config
 from tests.unit.fake_windows import FakeWindows, FakeWindowsThread
 
-FAKE_IP = "127.0.1.54"
+FAKE_IP = "127.0.1.58"  # a lab address nothing else uses (ns2 is .54)
 FWD = "example.test."
 REV = "1.0.10.in-addr.arpa."
 
 
 @pytest.fixture(scope="module")
 def fake(lab: LabInfo) -> Iterator[FakeWindows]:
-    server = FakeWindows({FWD: "secure_only", REV: "secure_only"},
-                         acceptor_keytab=str(lab.keytab("dns")))
+    # every zone the lab's proxy relays (the policy reads each one's name servers)
+    zones = {f"{z}.": "secure_only" for z in lab.zones}
+    server = FakeWindows(zones, acceptor_keytab=str(lab.keytab("dns")))
     with FakeWindowsThread(server, FAKE_IP, 53):
         yield server
 
