@@ -28,6 +28,11 @@ Opt-in measurements (after the runs above, in the same lab):
   replace to the proxy (full lab policy, DHCID ownership on). Row ``kea``: UPDATEs/s
   the proxy forwarded, latency per NCR (sent to D2 -> D2 logged the outcome), NCRs
   failed or unfinished as errors, proxy CPU µs/update and RSS; JSON key ``kea``.
+* ``--perfdhcp 250,1000`` (:mod:`lab.bench_perfdhcp`, about 2 x (``--seconds`` + 5 s)
+  per rate): perfdhcp against kea-dhcp4 at each offered rate of new leases, without DDNS
+  and with DDNS through the proxy (D2 → proxy → BIND): leases/s, drops, ACK latency,
+  kea-dhcp4 CPU per lease, names registered and how late; own table, JSON key
+  ``perfdhcp``.
 * ``--group-sizes 10,1000,10000`` (:mod:`lab.bench_directory`, about ``--seconds`` + 5 s
   per size plus ~1 s per 1,000 members): DnsUpdateProxy grown to each size in the lab's
   slapd; the cost of an uncached group decision on the proxy's own code path (p50/p95
@@ -225,13 +230,14 @@ class ProxyUnderTest:
 
     def __init__(self, info: LabInfo, concurrency: int, workdir: Path, *,
                  policy: str = BENCH_POLICY, name: str | None = None,
-                 port: int | None = None) -> None:
-        """Pool size ``concurrency``; files ``<name>.toml``/``.log`` (default ``bench-C``)."""
+                 port: int | None = None, more_zones: Sequence[str] = ()) -> None:
+        """Pool size ``concurrency``; files ``<name>.toml``/``.log`` (default ``bench-C``);
+        ``more_zones``: relayed besides the lab's zones."""
         self.port = port or 5300 + concurrency
         name = name or f"bench-{concurrency}"
         config = workdir / f"{name}.toml"
         config.write_text(render_proxy_config(info, port=self.port, pool_size=concurrency,
-                                              policy=policy))
+                                              policy=policy, more_zones=more_zones))
         self.log_path = workdir / f"{name}.log"
         self.log = self.log_path.open("ab")
         self.config = config
@@ -359,7 +365,12 @@ def table(results: Sequence[RunResult]) -> str:
 
 
 async def _main(args: argparse.Namespace) -> tuple[list[RunResult], dict[str, Any]]:
-    from lab import bench_directory, bench_kea, bench_paced  # they import this module
+    from lab import (  # they import this module
+        bench_directory,
+        bench_kea,
+        bench_paced,
+        bench_perfdhcp,
+    )
 
     results: list[RunResult] = []
     extra: dict[str, Any] = {}
@@ -382,6 +393,9 @@ async def _main(args: argparse.Namespace) -> tuple[list[RunResult], dict[str, An
                 kea = await bench_kea.run_kea(lab, info, Path(tmp), args.seconds, args.kea_window)
                 results.append(kea.run)
                 extra["kea"] = kea
+            if args.perfdhcp:
+                extra["perfdhcp"] = await bench_perfdhcp.run_perfdhcp(
+                    lab, info, Path(tmp), args.perfdhcp, args.seconds)
             if args.group_sizes:
                 extra["group_sizes"] = await bench_directory.run_group_sizes(
                     lab, info, args.group_sizes, concurrency=args.concurrency[0],
@@ -400,7 +414,7 @@ def _ints(text: str) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: ``python -m lab.bench [--concurrency 1,8] [--seconds S] [--json]
-    [--kea] [--group-sizes 10,1000,10000]``."""
+    [--kea] [--perfdhcp 250,1000] [--group-sizes 10,1000,10000]``."""
     parser = argparse.ArgumentParser(prog="dnsupdate-bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", default="8", type=_ints,
@@ -418,6 +432,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "lab/bench_kea.py; adds about --seconds + 5 s)")
     parser.add_argument("--kea-window", type=int, default=32, metavar="N",
                         help="NCRs outstanding at D2 in --kea (default 32, D2's own limit)")
+    parser.add_argument("--perfdhcp", type=_ints, default=None, metavar="RATE,RATE,...",
+                        help="also run perfdhcp against kea-dhcp4 at these offered lease "
+                        "rates, without and with DDNS through the proxy "
+                        "(lab/bench_perfdhcp.py; per rate about 2 x (--seconds + 5 s))")
     parser.add_argument("--group-sizes", type=_ints, default=None, metavar="N,N,...",
                         help="also measure the group check with DnsUpdateProxy grown to "
                         "these member counts, e.g. 10,1000,10000 (lab/bench_directory.py; "
@@ -425,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     results, extra = asyncio.run(_main(args))
-    kea, groups = extra.get("kea"), extra.get("group_sizes")
+    kea, groups, perf = extra.get("kea"), extra.get("group_sizes"), extra.get("perfdhcp")
     if args.json:
         out = summary(results)
         if "paced" in extra:
@@ -434,6 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             out["kea"] = kea.summary()
         if groups is not None:
             out["group_sizes"] = [g.summary() for g in groups]
+        if perf is not None:
+            out["perfdhcp"] = [r.summary() for r in perf]
         print(json.dumps(out, indent=1))
         return 0
     print(table(results))
@@ -446,6 +466,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if groups is not None:
         from lab.bench_directory import group_table
         print("\n" + group_table(groups))
+    if perf is not None:
+        from lab.bench_perfdhcp import perf_table
+        print("\n" + perf_table(perf))
     return 0
 
 

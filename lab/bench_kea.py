@@ -205,9 +205,8 @@ class D2Server(KeaServer):
             "output_options": [{"output": str(self.ddns_log)}]}]
         path = self.dir / "kea-dhcp-ddns.conf"
         path.write_text(json.dumps(config, indent=2))
-        env = {"KEA_PIDFILE_DIR": str(self.dir), "KEA_LOCKFILE_DIR": str(self.dir)}
         return [Daemon(self.lab, "kea-dhcp-ddns", ["kea-dhcp-ddns", "-c", str(path)],
-                       log=self.ddns_log, ready="DHCP_DDNS_STARTED", env=env)]
+                       log=self.ddns_log, ready="DHCP_DDNS_STARTED", env=self.env)]
 
 
 @dataclass

@@ -20,6 +20,7 @@ from lab.topology import (
     HOSTNAMES,
     KDC_IP,
     LDAP_IP,
+    LOAD_REVERSE_ZONE,
     MEMBEROF_FLAVOURS,
     NS2_HOST,
     NS2_IP,
@@ -144,11 +145,11 @@ def kadmin_script(lab_dir: Path) -> str:
 
 
 def named_conf(lab_dir: Path) -> str:
-    """``named/named.conf``: three primary zones (forward, IPv4 and IPv6 reverse), secure
-    updates only for the service account."""
+    """``named/named.conf``: the primary zones (forward; IPv4, IPv6 and the benchmark's
+    reverse), secure updates only for the service account."""
     return _named_conf(lab_dir, "named", NS_IP, "dns.keytab", (
         (DOMAIN, "A AAAA DHCID TXT"), (REVERSE_ZONE, "PTR DHCID TXT"),
-        (REVERSE_ZONE6, "PTR DHCID TXT")))
+        (REVERSE_ZONE6, "PTR DHCID TXT"), (LOAD_REVERSE_ZONE, "PTR DHCID TXT")))
 
 
 def named2_conf(lab_dir: Path) -> str:
@@ -410,6 +411,7 @@ def render(lab_dir: Path, memberof: str = "overlay") -> dict[str, str]:
         f"named/{DOMAIN}.db": forward_zone(),
         f"named/{REVERSE_ZONE}.db": reverse_zone(),
         f"named/{REVERSE_ZONE6}.db": reverse_zone(),
+        f"named/{LOAD_REVERSE_ZONE}.db": reverse_zone(),
         "named2/named.conf": named2_conf(lab_dir),
         f"named2/{BRANCH_ZONE}.db": branch_zone(),
         "slapd/ad-lite.schema": AD_LITE_SCHEMA,

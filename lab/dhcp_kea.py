@@ -150,13 +150,22 @@ class KeaServer(DhcpServer):
         render = dhcp6_config if version == 6 else dhcp4_config
         write_private(d2, json.dumps(d2_config(self.scope, self.target, self.dir), indent=2))
         dhcp.write_text(json.dumps(render(self.scope, self.dir), indent=2))
-        env = {"KEA_PIDFILE_DIR": str(self.dir), "KEA_LOCKFILE_DIR": str(self.dir)}
         return [
             Daemon(self.lab, "kea-dhcp-ddns", ["kea-dhcp-ddns", "-c", str(d2)],
-                   log=self.ddns_log, ready="DHCP_DDNS_STARTED", env=env),
-            Daemon(self.lab, f"kea-dhcp{version}", [f"kea-dhcp{version}", "-c", str(dhcp)],
-                   log=self.dhcp_log, ready=f"DHCP{version}_STARTED", env=env),
+                   log=self.ddns_log, ready="DHCP_DDNS_STARTED", env=self.env),
+            self.dhcp_daemon(dhcp),
         ]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Kea's pid and lock files go to the work directory."""
+        return {"KEA_PIDFILE_DIR": str(self.dir), "KEA_LOCKFILE_DIR": str(self.dir)}
+
+    def dhcp_daemon(self, config: Path) -> Daemon:
+        """kea-dhcp4 (kea-dhcp6 for an IPv6 scope) with the configuration file ``config``."""
+        version = self.scope.family
+        return Daemon(self.lab, f"kea-dhcp{version}", [f"kea-dhcp{version}", "-c", str(config)],
+                      log=self.dhcp_log, ready=f"DHCP{version}_STARTED", env=self.env)
 
     def start(self) -> Self:
         """Route D2's UPDATEs from the target's source address, then start both daemons."""

@@ -15,6 +15,9 @@ REVERSE_ZONE = "1.0.10.in-addr.arpa"
 #: reverse zone of the DHCPv6 subnet 2001:db8:1::/64 (lab.dhcp_net.SUBNET6)
 REVERSE_ZONE6 = "0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
 ZONES = (DOMAIN, REVERSE_ZONE, REVERSE_ZONE6)
+#: reverse zone of the benchmark's perfdhcp subnet 10.2.0.0/16 (lab.bench_perfdhcp); relayed
+#: only by the benchmark's proxy
+LOAD_REVERSE_ZONE = "2.10.in-addr.arpa"
 #: A zone on a second DNS server (ns2) only: per-zone routing of updates.
 BRANCH_ZONE = "branch.test"
 

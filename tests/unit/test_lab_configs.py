@@ -16,8 +16,9 @@ def test_named_conf_grants_only_the_service_account() -> None:
     text = configs.named_conf(LAB)
     assert "grant svc-dnsproxy@EXAMPLE.TEST zonesub A AAAA DHCID TXT;" in text
     assert "grant svc-dnsproxy@EXAMPLE.TEST zonesub PTR DHCID TXT;" in text
-    assert len(re.findall(r"\bgrant\b", text)) == 3
+    assert len(re.findall(r"\bgrant\b", text)) == 4
     assert 'zone "0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"' in text  # 2001:db8:1::/64
+    assert 'zone "2.10.in-addr.arpa"' in text  # the benchmark's perfdhcp subnet
     assert f'tkey-gssapi-keytab "{LAB}/keytabs/dns.keytab";' in text
     assert "listen-on port 53 { 127.0.1.53; };" in text
     assert "controls { };" in text
