@@ -42,8 +42,14 @@ SUBNET = f"10.0.1.0/{PREFIX_LEN}"
 #: the DHCPv6 side of the same bridge (documentation prefix; reverse zone REVERSE_ZONE6)
 GATEWAY6 = "2001:db8:1::1"
 SUBNET6 = "2001:db8:1::/64"
-#: IPv6 duplicate address detection off: addresses usable at once (DHCPv6 binds link-local)
-_NO_DAD = "sysctl -qw net.ipv6.conf.{}.accept_dad=0\n"
+#: a kernel without IPv6 (ipv6.disable=1) still runs the DHCPv4 side
+HAS_IPV6 = Path("/proc/sys/net/ipv6").is_dir()
+
+
+def _no_dad(ifname: str) -> str:
+    """Shell line: IPv6 duplicate address detection off on ``ifname``, so its addresses
+    are usable at once (DHCPv6 binds the link-local one); nothing without IPv6."""
+    return f"sysctl -qw net.ipv6.conf.{ifname}.accept_dad=0\n" if HAS_IPV6 else ""
 CLIENT_IFNAME = "eth0"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -92,15 +98,16 @@ class DhcpNetwork:
             raise LabError(f"DHCP network setup failed: {proc.stderr.strip()}")
 
     def up(self) -> DhcpNetwork:
-        """Create the bridge (10.0.1.1/24) and the client namespaces with their veths."""
+        """Create the bridge (10.0.1.1/24, and 2001:db8:1::1/64 where the kernel has IPv6)
+        and the client namespaces with their veths."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._delete_links()  # leftovers of an interrupted run in this lab
         try:
             self._lab_sh(
                 f"ip link add {BRIDGE} type bridge stp_state 0 forward_delay 0\n"
-                + _NO_DAD.format(BRIDGE) +
+                + _no_dad(BRIDGE) +
                 f"ip addr add {GATEWAY}/{PREFIX_LEN} dev {BRIDGE}\n"
-                f"ip addr add {GATEWAY6}/64 dev {BRIDGE} nodad\n"
+                + (f"ip addr add {GATEWAY6}/64 dev {BRIDGE} nodad\n" if HAS_IPV6 else "") +
                 f"ip link set {BRIDGE} up\n"
             )
             for index in range(1, self.count + 1):
@@ -121,7 +128,7 @@ class DhcpNetwork:
             f"ip link add {port.link} type veth peer name {port.ifname} netns {port.holder_pid}\n"
             f"ip link set {port.link} master {BRIDGE} up\n"
         )
-        port.run(["sh", "-ec", f"ip link set lo up\n{_NO_DAD.format(port.ifname)}"
+        port.run(["sh", "-ec", f"ip link set lo up\n{_no_dad(port.ifname)}"
                                f"ip link set {port.ifname} address {port.mac} up\n"])
 
     def down(self) -> None:
