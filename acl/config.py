@@ -1,7 +1,7 @@
 """``[directory]``: where the authorized groups live and how long decisions are kept.
 
 A section of the proxy's TOML configuration in the style of :mod:`proxy.config`
-(dataclass fields declared with :func:`proxy.schema.setting`, semantic checks in
+(dataclass fields declared with :func:`core.schema.setting`, semantic checks in
 :meth:`DirectoryConfig.check`).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from proxy.schema import setting
+from core.schema import setting
 
 
 def _url_problem(url: str) -> str | None:

@@ -30,6 +30,7 @@ import dns.name
 from aiohttp import web
 
 from acl.decision import DirectoryUnavailable
+from core.schema import ConfigError
 from kerberos.contexts import ContextPool
 from kerberos.credentials import KeytabCredentials
 from kerberos.tkey import NegotiatedKey, negotiate
@@ -48,7 +49,6 @@ from proxy.pipeline import Pipeline, build_pipeline
 from proxy.refusals import RefusalLimiter
 from proxy.replay import ReplayMemory
 from proxy.requestlog import RequestLog
-from proxy.schema import ConfigError
 from proxy.server import Server
 from proxy.stages.authenticate import AuthenticateStage
 from proxy.stages.authorize import build_authorize_stage

@@ -7,10 +7,10 @@ import logging
 import sys
 from pathlib import Path
 
+from core.schema import ConfigError
 from proxy.config import load_config
 from proxy.config_warnings import config_warnings
 from proxy.explain.command import add_command as add_explain_command
-from proxy.schema import ConfigError
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -21,10 +21,10 @@ import dns.tsig
 
 from acl.config import DirectoryConfig, is_address
 from acl.policy.config import PolicyConfig
+from core.schema import ConfigError, build, setting
 from proxy.audit.config import AuditConfig
 from proxy.dialects import DIALECTS
 from proxy.http.config import HttpConfig
-from proxy.schema import ConfigError, build, setting
 
 HMAC_ALGORITHMS = {
     "hmac-md5": dns.tsig.HMAC_MD5,

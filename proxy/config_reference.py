@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from core.schema import reference
 from proxy.config import Config
-from proxy.schema import reference
 
 HEADER = """# Configuration reference
 

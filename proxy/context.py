@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import dns.name
 import dns.tsig
 
+from core.update import ParsedUpdate
 from proxy.outcome import Outcome
-from proxy.update import ParsedUpdate
 
 
 @dataclass(slots=True)

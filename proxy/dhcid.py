@@ -28,8 +28,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.update
 
+from core.update import ParsedUpdate, UpdateRR
 from proxy.ownership import Changes, OwnershipStore
-from proxy.update import ParsedUpdate, UpdateRR
 
 DHCID = dns.rdatatype.DHCID
 

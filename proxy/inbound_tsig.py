@@ -22,9 +22,9 @@ import dns.rdatatype
 import dns.tsig
 from dns.rdtypes.ANY.TSIG import TSIG
 
+from core.update import read_name
 from proxy.context import RequestContext
 from proxy.outcome import Outcome, Reject
-from proxy.update import read_name
 
 # inbound TSIG failures: (exception, detail, RFC 8945 error in the NOTAUTH reply)
 _TSIG_FAILURES: tuple[tuple[type[Exception], str, int], ...] = (

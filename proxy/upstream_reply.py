@@ -32,8 +32,8 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TSIG
 import dns.tsig
 
+from core.update import read_name
 from proxy import wire
-from proxy.update import read_name
 
 
 class BadUpstreamReply(Exception):

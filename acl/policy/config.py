@@ -20,7 +20,7 @@ import dns.exception
 import dns.name
 import dns.rdatatype
 
-from proxy.schema import setting
+from core.schema import setting
 
 DEFAULT_TYPES = ("A", "AAAA", "PTR", "DHCID", "TXT")
 DEFAULT_PROTECTED_LABELS = (

@@ -1,6 +1,6 @@
 """One pass over an UPDATE: what it changes, per name, and what it presupposes.
 
-Works on the records as sent (:class:`proxy.update.UpdateRR`), one by one: a record's
+Works on the records as sent (:class:`core.update.UpdateRR`), one by one: a record's
 class says what it does (RFC 2136 §2.4, §2.5) and its own TTL is the one checked.
 """
 
@@ -12,7 +12,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from acl.policy.names import Labels, is_reverse
-from proxy.update import ParsedUpdate, UpdateRR
+from core.update import ParsedUpdate, UpdateRR
 
 _DELETE_CLASSES = (dns.rdataclass.ANY, dns.rdataclass.NONE)
 

@@ -31,7 +31,7 @@ from acl.policy.protected import ProtectedNames
 from acl.policy.ratelimit import DryRunLimiter, RateLimiter
 from acl.policy.refreshed import RefreshedNames
 from acl.policy.rules import Violation
-from proxy.update import ParsedUpdate, text_of
+from core.update import ParsedUpdate, text_of
 
 _CACHE_LIMIT = 4096
 

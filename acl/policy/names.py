@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import dns.name
 
-from proxy.update import Labels, labels_of
+from core.update import Labels, labels_of
 
 IN_ADDR = (b"in-addr", b"arpa", b"")
 IP6 = (b"ip6", b"arpa", b"")

@@ -23,7 +23,7 @@ import dns.rdatatype
 from acl.policy import rules
 from acl.policy.digest import Guards, NameChange
 from acl.policy.rules import Violation
-from proxy.update import text_of
+from core.update import text_of
 
 _NO_GUARDS = Guards()
 _ADDRESS_TYPES = frozenset((dns.rdatatype.A, dns.rdatatype.AAAA))

@@ -32,7 +32,7 @@ from acl.policy.names import (
 from acl.policy.ownership import ownership_violation
 from acl.policy.protected import ProtectedNames
 from acl.policy.rules import Violation
-from proxy.update import text_of
+from core.update import text_of
 
 _OWNER_TYPES = {"dhcid": dns.rdatatype.DHCID, "txt": dns.rdatatype.TXT, "off": None}
 # what may be at a reverse name besides PTR: the owner record of the sender's ownership

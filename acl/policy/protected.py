@@ -25,7 +25,7 @@ from acl.policy.digest import UpdateDigest
 from acl.policy.names import Labels, is_at_or_below, labels_from_text
 from acl.policy.refreshed import RefreshedNames
 from acl.policy.rules import Violation
-from proxy.update import text_of
+from core.update import text_of
 
 
 class ProtectedNames:

@@ -6,7 +6,7 @@ import socket
 from dataclasses import dataclass
 from typing import Literal
 
-from proxy.schema import setting
+from core.schema import setting
 
 
 @dataclass

@@ -24,9 +24,9 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
+from core.update import Labels, ParsedUpdate, UpdateRR, read_head, read_name, text_of
 from proxy.context import RequestContext
 from proxy.outcome import FORWARDED
-from proxy.update import Labels, ParsedUpdate, UpdateRR, read_head, read_name, text_of
 
 #: Stored columns, in insert order (the table also has ``id``, assigned by the database).
 COLUMNS = (

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.schema import ConfigError
 from proxy.config import Config, load_config
 from proxy.explain.explainer import REFUSED, Explainer, Explanation
 from proxy.explain.message import UpdateTextError
-from proxy.schema import ConfigError
 
 Source = Callable[[Explainer], bytes]
 

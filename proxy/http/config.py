@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxy.schema import setting
+from core.schema import setting
 
 
 @dataclass

@@ -1,13 +1,13 @@
 """Stage ``parse``: wire → verified UPDATE.
 
-Input: ``req.wire``. Output: ``req.update`` (a :class:`~proxy.update.ParsedUpdate`),
+Input: ``req.wire``. Output: ``req.update`` (a :class:`~core.update.ParsedUpdate`),
 ``req.request_id``, ``req.zone``, ``req.body`` (the request without its TSIG RR),
 ``req.question_end``, and for signed requests ``req.tsig_key_name``/``req.client_key``
 (the inbound HMAC key, verified) and ``req.request_mac``.
 Rejects: unreadable header or a response → dropped; QUERY → REFUSED (no
 reflection); other opcodes → NOTIMP; a TSIG that fails
 (:class:`~proxy.inbound_tsig.InboundTsig`) → NOTAUTH/BADKEY, BADSIG or BADTIME;
-malformed (see :func:`~proxy.update.read_update`, e.g. a zone section that is not
+malformed (see :func:`~core.update.read_update`, e.g. a zone section that is not
 exactly one SOA) → FORMERR; zone not served → NOTAUTH.
 """
 
@@ -20,12 +20,12 @@ import dns.name
 import dns.opcode
 import dns.tsig
 
+from core.update import Labels, MalformedUpdate, labels_of, read_name, read_update, text_of
 from proxy import wire
 from proxy.context import RequestContext
 from proxy.inbound_tsig import InboundTsig
 from proxy.outcome import Outcome, Reject
 from proxy.pipeline import Answer, Next
-from proxy.update import Labels, MalformedUpdate, labels_of, read_name, read_update, text_of
 
 
 class ParseStage:

@@ -29,13 +29,13 @@ import dns.opcode
 import dns.rcode
 import dns.rdatatype
 
+from core.update import read_name
 from proxy import wire
 from proxy.context import RequestContext
 from proxy.inbound_tsig import InboundTsig, read_tsig
 from proxy.outcome import Reject
 from proxy.pipeline import Answer, Next
 from proxy.senders import SenderTable
-from proxy.update import read_name
 
 _UPDATE_REQUEST = dns.opcode.UPDATE << wire.OPCODE_SHIFT  # QR clear, opcode UPDATE
 _TYPE = struct.Struct("!H")

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
+from core.update import Labels
 from proxy.context import RequestContext
 from proxy.outcome import Outcome, Reject
 from proxy.pipeline import Answer, Next
-from proxy.update import Labels
 
 # outcomes worth remembering: the upstream decided; other failures may heal on retry
 _REMEMBERED = {Outcome.FORWARDED_OK, Outcome.UPSTREAM_REJECTED, Outcome.UPSTREAM_REFUSED}

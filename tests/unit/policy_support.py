@@ -12,7 +12,7 @@ from acl.policy.config import PolicyConfig, Profile
 from acl.policy.engine import PolicyEngine
 from acl.policy.refreshed import RefreshedNames
 from acl.policy.rules import Violation
-from proxy.update import ParsedUpdate, read_update
+from core.update import ParsedUpdate, read_update
 
 FWD = "example.test."
 REV = "1.0.10.in-addr.arpa."

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from acl.config import DirectoryConfig
-from proxy.schema import ConfigError, build, reference, setting
+from core.schema import ConfigError, build, reference, setting
 
 MINIMAL = {"urls": ["ldap://dc1.example.test"], "base_dn": "dc=example,dc=test"}
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from core.schema import ConfigError, build, setting
 from proxy.audit import AuditConfig, start_audit
 from proxy.audit.database import AuditUnavailable
 from proxy.audit.postgres import PostgresBackend, without_password
-from proxy.schema import ConfigError, build, setting
 
 
 @dataclass

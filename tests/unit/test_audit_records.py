@@ -10,6 +10,7 @@ import dns.rcode
 import dns.update
 import pytest
 
+from core.update import read_update
 from proxy.audit.records import (
     COLUMNS,
     ENTRY_FIELDS,
@@ -20,7 +21,6 @@ from proxy.audit.records import (
 )
 from proxy.context import RequestContext
 from proxy.outcome import Outcome
-from proxy.update import read_update
 from tests.fixtures import packet
 
 DHCID = "AAABkaovAfmc8uWao11aK+qcshYvnQGS vqfQVRvk7620kdE="

@@ -17,13 +17,13 @@ import dns.rcode
 import dns.update
 import pytest
 
+from core.update import read_update
 from proxy.audit import AuditConfig, AuditFilter, AuditStore, start_audit
 from proxy.audit.database import AuditDatabase, open_backend
 from proxy.audit.migrations import LATEST, VERSION_TABLE, SchemaTooNew
 from proxy.audit.store import GUARD_MIN_ROWS
 from proxy.context import RequestContext
 from proxy.outcome import Outcome
-from proxy.update import read_update
 
 BASE_TIME = 1_700_000_000.0
 CLIENTS = ("10.0.0.1", "10.0.0.2", "10.0.0.3", "fd00::53")

@@ -10,10 +10,10 @@ import dns.rcode
 import dns.update
 import pytest
 
+from core.update import read_update
 from proxy.audit import AuditFilter, AuditStore, summary
 from proxy.audit.query import NO_REPLY
 from proxy.context import RequestContext
-from proxy.update import read_update
 from tests.unit.test_audit_store import BASE_TIME, audit_config, store, synthetic_request
 
 __all__ = ["audit_config", "store"]  # fixtures

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from core.schema import ConfigError
 from proxy import config_reference
 from proxy.cli import main
 from proxy.config import load_config, parse_config
-from proxy.schema import ConfigError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

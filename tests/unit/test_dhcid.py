@@ -11,10 +11,10 @@ import dns.rdatatype
 import dns.update
 import pytest
 
+from core.update import ParsedUpdate, read_update
 from proxy import wire
 from proxy.dhcid import DhcidPlan, DhcidPrerequisiteFailed, plan
 from proxy.ownership import MEMORY, OwnershipStore
-from proxy.update import ParsedUpdate, read_update
 from tests.fixtures import packet
 
 NAME = dns.name.from_text("labhost1.example.test.")

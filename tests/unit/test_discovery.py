@@ -11,11 +11,11 @@ import dns.rcode
 import dns.rdata
 import pytest
 
+from core.schema import ConfigError
 from proxy import discovery
 from proxy.app import ProxyApp
 from proxy.config import UpstreamConfig, load_config, parse_config
 from proxy.discovery import Discovery, DiscoveryFailed, Server, in_order, srv_names
-from proxy.schema import ConfigError
 from tests.unit import test_config
 from tests.unit.fakes import start_fake_upstream
 from tests.unit.test_app_reload import ask

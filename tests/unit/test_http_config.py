@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from core.schema import ConfigError, build, setting
 from proxy.http import HttpConfig
-from proxy.schema import ConfigError, build, setting
 
 
 @dataclass

@@ -10,11 +10,11 @@ import dns.update
 import pytest
 from aiohttp.test_utils import TestClient
 
+from core.update import read_update
 from proxy.audit import AuditStore
 from proxy.context import RequestContext
 from proxy.http import HttpConfig, Metrics, build_app
 from proxy.http.params import EVENTS
-from proxy.update import read_update
 from tests.unit.test_audit_store import recorded, synthetic_request
 from tests.unit.test_http_api import serve, store
 

@@ -11,7 +11,7 @@ import pytest
 
 from acl.policy import rules
 from acl.policy.config import PolicyConfig, Profile, ProfileOverrides
-from proxy.schema import ConfigError, build, reference, setting
+from core.schema import ConfigError, build, reference, setting
 from tests.unit.policy_support import engine, owned_add, rule_of
 
 EXAMPLE = """

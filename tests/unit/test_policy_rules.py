@@ -12,7 +12,7 @@ import pytest
 from acl.policy import rules
 from acl.policy.config import PolicyConfig, Profile, ProfileOverrides, ProtectedConfig
 from acl.policy.refreshed import RefreshedNames
-from proxy.update import read_update
+from core.update import read_update
 from tests.fixtures import manifest, packet
 from tests.unit.policy_support import (
     DHCID_A,

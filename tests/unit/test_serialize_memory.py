@@ -8,11 +8,11 @@ import asyncio
 import dns.rcode
 import dns.update
 
+from core.update import read_update
 from proxy.context import RequestContext
 from proxy.outcome import Outcome, Reject
 from proxy.pipeline import Answer
 from proxy.stages.serialize import SerializeStage
-from proxy.update import read_update
 
 
 def request(n: int) -> RequestContext:

@@ -1,4 +1,4 @@
-"""proxy.update.read_update: the same view of an UPDATE as dnspython's, at a fraction of
+"""core.update.read_update: the same view of an UPDATE as dnspython's, at a fraction of
 the cost, and a named reason for every malformed one."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.update import PREREQUISITE, UPDATE, MalformedUpdate, ParsedUpdate, read_update
+from core.update import PREREQUISITE, UPDATE, MalformedUpdate, ParsedUpdate, read_update
 from tests.fixtures import manifest, packet
 
 FIXTURES = [packet(m["file"]) for m in manifest()]
