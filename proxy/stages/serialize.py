@@ -21,6 +21,7 @@ did, with outcome ``retransmit-answered``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ class SerializeStage:
         self._in_flight: dict[Key, tuple[asyncio.Future[Answer], RequestContext]] = {}
         self._done: OrderedDict[Key, _Done] = OrderedDict()  # in expiry order
         self._by_name: dict[Labels, set[Key]] = {}
-        self._locks: dict[tuple[Labels, Labels], tuple[asyncio.Lock, int]] = {}
+        self._busy: dict[tuple[Labels, Labels], collections.deque[asyncio.Future[None]] | None] = {}
         self.joined = 0
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
@@ -181,34 +182,49 @@ class SerializeStage:
 
     async def _serialized(self, req: RequestContext, keys: list[tuple[Labels, Labels]],
                           names: tuple[Labels, ...], call_next: Next) -> Answer:
-        """``call_next(req)`` holding the lock of every (zone, name) in ``keys`` (sorted:
-        a fixed lock order, no deadlock). Once they are all held, no other update of
-        these names is in flight: the memory of earlier ones ends here."""
+        """``call_next(req)`` holding every (zone, name) in ``keys`` (sorted: a fixed
+        order, no deadlock). Once they are all held, no other update of these names is
+        in flight: the memory of earlier ones ends here.
+
+        A name is held while it is a key of ``_busy``; its value is the queue of those
+        waiting for it (None: nobody), so an uncontended name costs one dict entry, no
+        lock object and no await."""
+        busy = self._busy
         held: list[tuple[Labels, Labels]] = []
         try:
             for k in keys:
-                lock, users = self._locks.get(k) or (asyncio.Lock(), 0)
-                self._locks[k] = (lock, users + 1)
-                try:
-                    await lock.acquire()
-                except BaseException:
-                    self._release(k, held=False)
-                    raise
+                if k in busy:
+                    waiter = asyncio.get_running_loop().create_future()
+                    queue = busy[k]
+                    if queue is None:
+                        queue = busy[k] = collections.deque()
+                    queue.append(waiter)
+                    try:
+                        await waiter  # handed over by _release
+                    except BaseException:
+                        if waiter.done() and not waiter.cancelled():
+                            held.append(k)  # handed over as we were cancelled: release it
+                        elif waiter in queue:
+                            queue.remove(waiter)
+                        raise
+                else:
+                    busy[k] = None
                 held.append(k)
             self._forget_names(names)
             return await call_next(req)
         finally:
             for k in reversed(held):
-                self._release(k, held=True)
+                self._release(k)
 
-    def _release(self, k: tuple[Labels, Labels], *, held: bool) -> None:
-        lock, users = self._locks[k]
-        if held:
-            lock.release()
-        if users <= 1:
-            del self._locks[k]
-        else:
-            self._locks[k] = (lock, users - 1)
+    def _release(self, k: tuple[Labels, Labels]) -> None:
+        """Hand ``k`` to its first waiter still waiting, else free it."""
+        queue = self._busy[k]
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        del self._busy[k]
 
 
 def _key(req: RequestContext) -> Key:

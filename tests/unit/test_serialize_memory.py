@@ -91,3 +91,32 @@ async def test_a_joined_retransmit_of_a_rejected_original_says_so() -> None:
     assert isinstance(original, Reject) and original.outcome is Outcome.UPSTREAM_UNREACHABLE
     assert isinstance(joined, Reject) and joined.outcome is Outcome.RETRANSMIT_ANSWERED
     assert joined.rcode == dns.rcode.SERVFAIL and "upstream-unreachable" in joined.detail
+
+
+async def test_updates_of_one_name_run_one_after_another_and_a_cancelled_one_lets_go() -> None:
+    stage = SerializeStage()
+    running: list[int] = []
+    overlaps: list[int] = []
+    gate = asyncio.Event()
+
+    async def slow(req: RequestContext) -> Answer:
+        running.append(req.client[1])
+        overlaps.append(len(running))
+        await gate.wait()
+        running.remove(req.client[1])
+        return Answer(Outcome.FORWARDED_OK, dns.rcode.NOERROR)
+
+    reqs = []
+    for port in (1, 2, 3):
+        r = request(5)
+        r.client = ("10.0.0.5", port)
+        r.body = r.wire[:-1] + bytes([port])  # not retransmits of each other
+        reqs.append(r)
+    first, second, third = (asyncio.create_task(stage(r, slow)) for r in reqs)
+    await asyncio.sleep(0.01)
+    assert running == [1]  # the others wait for the name
+    second.cancel()
+    await asyncio.sleep(0.01)
+    gate.set()
+    await asyncio.gather(first, third)
+    assert second.cancelled() and overlaps == [1, 1] and not stage._busy
