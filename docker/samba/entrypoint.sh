@@ -1,9 +1,11 @@
 #!/bin/sh
 # Samba AD DC for docker-compose.yml. First start: provision AD.EXAMPLE.TEST (everything,
 # smb.conf included, in $DC on the "samba" volume), create the lab accounts, export their
-# keytabs to $EXPORT, add the reverse zone. Every start: run samba in the foreground and
-# copy its TLS CA to $EXPORT, which the proxy mounts read-only (its keytab, the HTTP
-# keytab, the CA). The accounts are lab/samba_topology.py's (docker/samba/accounts.json).
+# keytabs to $EXPORT, add the reverse zone. Every start: make the proxy's HTTPS certificate
+# (self-signed, proxy-cert.pem and proxy-key.pem) and its API token (http.token, random)
+# if $EXPORT has none, run samba in the foreground, copy its TLS CA to $EXPORT, which the
+# proxy mounts read-only, then mark $EXPORT ready (the proxy waits for that mark). The
+# accounts are lab/samba_topology.py's (docker/samba/accounts.json).
 set -eu
 : "${DC_IP:?set DC_IP to this container's address}"
 ADMIN_PASSWORD=${ADMIN_PASSWORD:-Lab-Admin-Pass1!}
@@ -13,6 +15,7 @@ DC=${DC:-/var/lib/samba/dc}
 EXPORT=${EXPORT:-/export}
 LAB_FILES=${LAB_FILES:-/opt/lab}
 
+rm -f "$EXPORT/ready"  # a mark left by the previous start
 fresh=0
 if [ ! -f "$DC/private/sam.ldb" ]; then
     samba-tool domain provision --use-rfc2307 --targetdir="$DC" \
@@ -26,6 +29,16 @@ if [ ! -f "$DC/private/sam.ldb" ]; then
     sed -e "s#/var/lib/samba/dc/#$DC/#" -e "s#\"/export\"#\"$EXPORT\"#" "$LAB_FILES/accounts.json" \
         | /usr/bin/python3 -I "$LAB_FILES/samba_accounts.py"
     fresh=1
+fi
+
+if [ ! -f "$EXPORT/http.token" ]; then
+    python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > "$EXPORT/http.token"
+fi
+if [ ! -f "$EXPORT/proxy-key.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -subj "/CN=proxy.ad.example.test" \
+        -addext "subjectAltName=DNS:proxy.ad.example.test,DNS:localhost,IP:127.0.0.1" \
+        -keyout "$EXPORT/proxy-key.pem" -out "$EXPORT/proxy-cert.pem" 2>/dev/null
 fi
 
 samba -s "$DC/etc/smb.conf" -i -M single &
@@ -43,8 +56,9 @@ while [ "$fresh" = 1 ] && ! samba-tool dns zonecreate 127.0.0.1 "$REVERSE_ZONE" 
     sleep 1
 done
 cp "$DC/private/tls/ca.pem" "$EXPORT/ca.pem"
-chown "$PROXY_UID" "$EXPORT"/*.keytab
-chmod 0400 "$EXPORT"/*.keytab
+chown "$PROXY_UID" "$EXPORT"/*.keytab "$EXPORT/http.token" "$EXPORT/proxy-key.pem"
+chmod 0400 "$EXPORT"/*.keytab "$EXPORT/http.token" "$EXPORT/proxy-key.pem"
+chmod 0444 "$EXPORT/proxy-cert.pem" "$EXPORT/ca.pem"
 touch "$EXPORT/ready"
 wait $pid
 trap - EXIT

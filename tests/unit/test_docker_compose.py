@@ -82,8 +82,9 @@ def test_dc_accounts_are_the_labs() -> None:
 
 def test_proxy_config_passes_check_config(compose: dict[str, Any], tmp_path: Path) -> None:
     """Map every mount of the proxy service onto the repository or a temporary directory
-    and check the config there. Keytabs and the CA, which the DC exports at run time,
-    become placeholders once the DC's entrypoint or account spec is seen to produce them."""
+    and check the config there. Keytabs, certificates and the token, which the DC exports
+    at run time, become placeholders once the DC's entrypoint or account spec is seen to
+    produce them."""
     mounts: dict[str, Path] = {}
     for index, volume in enumerate(compose["services"]["proxy"]["volumes"]):
         source, target = volume.split(":")[:2]
@@ -97,9 +98,9 @@ def test_proxy_config_passes_check_config(compose: dict[str, Any], tmp_path: Pat
         text = text.replace(f'"{target}', f'"{host}')
     produced = ((ROOT / "docker/samba/entrypoint.sh").read_text()
                 + (ROOT / "docker/samba/accounts.json").read_text())
-    for path in map(Path, re.findall(r'"(/[^"]+\.(?:keytab|pem))"', text)):
+    for path in map(Path, re.findall(r'"(/[^"]+\.(?:keytab|pem|token))"', text)):
         assert path.name in produced, f"nothing in the DC creates {path.name}"
-        path.write_text("placeholder\n")
+        path.write_text("placeholder, long enough for a token\n")
     config = tmp_path / "proxy.toml"
     config.write_text(text)
     result = subprocess.run([sys.executable, "-m", "proxy.cli", "check-config", str(config)],
