@@ -81,6 +81,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         f"CREATE INDEX {TABLE}_zone ON {TABLE} (zone, time)",
         f"CREATE INDEX {TABLE}_outcome ON {TABLE} (outcome, time)",
     )),
+    Migration(2, "a forwarded request's update stored as received; its operations rendered "
+              "when read", (
+        f"ALTER TABLE {TABLE} ADD COLUMN request {{blob}}",
+    )),
 )
 
 AUDIT = Schema("audit database", VERSION_TABLE, MIGRATIONS)

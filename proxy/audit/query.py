@@ -30,7 +30,7 @@ class Dialect:
     """What differs between databases: placeholders and a few column types."""
 
     numbered_params: bool  # $1, $2 ... instead of ?
-    types: dict[str, str]  # DDL type slots: id_pk, float, json
+    types: dict[str, str]  # DDL type slots: id_pk, float, json, blob
     _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def sql(self, statement: str) -> str:
@@ -50,9 +50,10 @@ class Dialect:
 
 
 SQLITE = Dialect(False, {"id_pk": "INTEGER PRIMARY KEY AUTOINCREMENT",
-                                   "float": "REAL", "json": "TEXT"})
+                                   "float": "REAL", "json": "TEXT", "blob": "BLOB"})
 POSTGRES = Dialect(True, {"id_pk": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-                                      "float": "DOUBLE PRECISION", "json": "JSONB"})
+                                      "float": "DOUBLE PRECISION", "json": "JSONB",
+                                      "blob": "BYTEA"})
 
 INSERT = (f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) "
           f"VALUES ({', '.join('?' for _ in COLUMNS)})")

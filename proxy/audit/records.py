@@ -2,9 +2,13 @@
 
 The conversion is split at the hot path: :func:`snapshot` (called by
 ``AuditStore.record`` on the event loop) only copies references into a tuple;
-:func:`to_row` (called off the loop, in the writer's thread) renders the update's
-operations and prerequisites and encodes JSON. :func:`to_entry` turns a stored row
-into the JSON-ready dict the HTTP API and pages show.
+:func:`to_row` (called off the loop, in the writer's thread) makes the row. A forwarded
+request's row stores its update as received (``request``: the message without the
+client's TSIG) and the owner names for searching; its operations and prerequisites
+are rendered from it when the row is read (:func:`to_entry`, for the HTTP API and
+pages), not on the request path. A refused request's row is rendered when written,
+bounded (see :func:`to_row`). Rows written before ``request`` existed hold their
+rendered operations.
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from core.update import Labels, ParsedUpdate, UpdateRR, read_head, read_name, text_of
+from core.update import (
+    Labels,
+    ParsedUpdate,
+    UpdateRR,
+    read_head,
+    read_name,
+    read_update,
+    text_of,
+)
 from proxy.context import RequestContext
 from proxy.outcome import FORWARDED
 
@@ -33,12 +45,13 @@ COLUMNS = (
     "time", "instance", "client_address", "client_port", "transport", "message_id", "size",
     "key_name", "identity", "groups", "zone", "names", "operations", "prerequisites",
     "outcome", "reason", "detail", "upstream", "upstream_rcode", "rcode", "latency_ms",
-    "stages", "notes",
+    "stages", "notes", "request",
 )
 #: Columns holding JSON text.
 JSON_COLUMNS = frozenset({"groups", "operations", "prerequisites", "stages", "notes"})
-#: Columns the API shows (``names`` is an internal search column).
-ENTRY_FIELDS = ("id", *(c for c in COLUMNS if c != "names"))
+#: Columns the API shows (``names`` is an internal search column, ``request`` the stored
+#: update its operations are rendered from).
+ENTRY_FIELDS = ("id", *(c for c in COLUMNS if c not in ("names", "request")))
 
 # The rows of requests the proxy refused or dropped itself (outcome not in FORWARDED) are
 # bounded, so that a flood of large refused requests cannot fill the audit store.
@@ -88,6 +101,7 @@ def snapshot(req: RequestContext) -> Snapshot:
         req.update if whole else req.wire[:HEAD_BYTES],
         outcome, req.reason, req.detail, req.upstream, req.upstream_rcode, req.rcode,
         (time.perf_counter() - req.started) * 1000.0, req.stage_ms, req.notes,
+        req.body or req.wire,  # the update without the client's TSIG, once parsed
     )
 
 
@@ -100,7 +114,8 @@ def to_row(snap: Snapshot, instance: str) -> tuple[Any, ...]:
     some do not), and its texts clipped."""
     (received_at, client, transport, message_id, size, key_name, identity, groups, zone,
      update, outcome, reason, detail, upstream, upstream_rcode, rcode, latency_ms, stages,
-     notes) = snap
+     notes, body) = snap
+    request = None
     if isinstance(update, bytes):
         operations, prerequisites, shown, notes = _head(update, notes)
         names = _clip(_names(shown), NAMES_LIMIT)
@@ -108,10 +123,15 @@ def to_row(snap: Snapshot, instance: str) -> tuple[Any, ...]:
         detail = _clip(detail, DETAIL_LIMIT)
         groups_json = _json_within(groups, GROUPS_BUDGET)[0]
         notes_json = _json_within([_clip(n, NOTE_LIMIT) for n in notes], NOTES_BUDGET)[0]
-    else:
-        ops, prereqs, notes = _whole(update, notes)
-        names = _names([*ops, *prereqs])
-        operations, prerequisites = _json(ops), _json(prereqs) if prereqs else "[]"
+    elif update is None or not body:
+        names, operations, prerequisites = "", "[]", "[]"
+        groups_json = _groups_json(tuple(groups))
+        notes_json = _json(list(notes)) if notes else "[]"
+    else:  # rendered when read (to_entry)
+        names = " ".join(dict.fromkeys(
+            text_of(rr.name).lower() for rr in (*update.updates, *update.prerequisites)))
+        operations = prerequisites = "null"
+        request = body
         groups_json = _groups_json(tuple(groups))
         notes_json = _json(list(notes)) if notes else "[]"
     return (
@@ -122,7 +142,7 @@ def to_row(snap: Snapshot, instance: str) -> tuple[Any, ...]:
         upstream_rcode, rcode, round(latency_ms, 3),
         # stage names are fixed identifiers and the times finite: no escaping needed
         "{" + ",".join([f'"{k}":{round(v, 3)!r}' for k, v in stages.items()]) + "}",
-        notes_json,
+        notes_json, request,
     )
 
 
@@ -264,8 +284,12 @@ def _prerequisite(update: ParsedUpdate, rr: UpdateRR, name: str) -> dict[str, An
 def to_entry(row: Sequence[Any]) -> dict[str, Any]:
     """A stored row (``id`` + :data:`COLUMNS`) as the API's JSON object."""
     entry: dict[str, Any] = {}
+    request = None
     for column, value in zip(("id", *COLUMNS), row, strict=True):
         if column == "names":
+            continue
+        if column == "request":
+            request = value
             continue
         if column in JSON_COLUMNS:
             value = json.loads(value) if value is not None else None
@@ -274,4 +298,18 @@ def to_entry(row: Sequence[Any]) -> dict[str, Any]:
         elif column in ("rcode", "upstream_rcode") and value is not None:
             value = _rcode_text(value)
         entry[column] = value
+    if entry["operations"] is None:  # a forwarded request: render its stored update
+        _render(entry, bytes(request) if request is not None else b"")
     return entry
+
+
+def _render(entry: dict[str, Any], request: bytes) -> None:
+    """Fill ``operations`` and ``prerequisites`` of ``entry`` from the stored update."""
+    try:
+        update = read_update(request)
+    except Exception as exc:  # never lose the row for want of a rendering
+        entry["operations"], entry["prerequisites"] = [], []
+        entry["notes"] = [*(entry["notes"] or []), f"audit: update not rendered: {exc!r}"]
+        return
+    ops, prereqs, notes = _whole(update, entry["notes"] or [])
+    entry["operations"], entry["prerequisites"], entry["notes"] = ops, prereqs, list(notes)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import dns.message
 import dns.name
 import dns.rcode
@@ -106,12 +104,20 @@ def test_a_request_without_outcome_is_still_stored() -> None:
 
 def test_an_update_that_cannot_be_rendered_keeps_its_row_with_a_note() -> None:
     req = request("kea-add-forward.bin")
-    assert req.update is not None
-    broken = req.update.updates[0]._replace(rdlen=1)  # data that no longer parses
-    req.update = dataclasses.replace(req.update, updates=(broken,))
+    req.body = req.wire[:-3]  # a stored update that no longer parses
     got = entry(req)
-    assert got["operations"] == []
+    assert got["operations"] == [] and got["outcome"] == "forwarded-ok"
     assert got["notes"][-1].startswith("audit: update not rendered:")
+
+
+def test_a_forwarded_row_stores_the_update_and_renders_it_when_read() -> None:
+    """Issue 17 item 3: no operations text is made on the request path."""
+    req = request("kea-add-forward.bin")
+    req.body = req.wire
+    row = dict(zip(COLUMNS, to_row(snapshot(req), "proxy-a"), strict=True))
+    assert row["operations"] == "null" and row["prerequisites"] == "null"
+    assert row["request"] == req.wire and row["names"] == "labhost1.example.test."
+    assert entry(req)["operations"][0]["name"] == "labhost1.example.test."
 
 
 def test_entry_fields_are_the_columns_but_names() -> None:
