@@ -22,6 +22,12 @@ throughput measured above, direct and through the proxy; rows ``direct@R/s`` and
 
 Opt-in measurements (after the runs above, in the same lab):
 
+* ``--pin`` (about ``--seconds`` more): the same direct-vs-proxy comparison at the first
+  concurrency level with the proxy pinned to a core of its own (CPU 0) and everything
+  else — the load generator, BIND, the KDC, slapd — on the other cores, as when the proxy
+  runs on a machine of its own: does it keep up with the DNS server? Row ``direct-pin`` /
+  ``proxy-pin``; JSON key ``pinned`` = ``{direct_ups, proxy_ups, ratio}``. Needs two cores.
+
 * ``--kea`` (:mod:`lab.bench_kea`, about ``--seconds`` + 5 s): Kea's kea-dhcp-ddns
   (D2) as the real client. Name change requests, as kea-dhcp4 sends them, keep
   ``--kea-window`` (32) in flight at D2, which sends each one's forward add and reverse
@@ -44,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -51,7 +58,7 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -275,13 +282,40 @@ class ProxyUnderTest:
         self.log.close()
 
 
+def pin(pids: Iterable[int], cpus: set[int]) -> None:
+    """Keep every thread of the processes ``pids`` on ``cpus``."""
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that just ended
+                os.sched_setaffinity(int(task.name), cpus)
+
+
+@contextlib.contextmanager
+def pinned(proxy_pid: int, others: Iterable[int]) -> Iterator[None]:
+    """The proxy on CPU 0, ``others`` (and this process) on the remaining CPUs; all back
+    on every CPU afterwards."""
+    every = os.sched_getaffinity(0)
+    if len(every) < 2 or 0 not in every:
+        raise RuntimeError("--pin needs CPU 0 and at least one more core")
+    rest = [os.getpid(), *others]
+    pin([proxy_pid], {0})
+    pin(rest, every - {0})
+    try:
+        yield
+    finally:
+        pin([proxy_pid, *rest], every)
+
+
 async def measure(info: LabInfo, concurrency: int, seconds: float, workdir: Path,
-                  soak: int | None, rounds: int = 2) -> list[RunResult]:
+                  soak: int | None, rounds: int = 2, *,
+                  pin_beside: Sequence[int] | None = None) -> list[RunResult]:
     """direct and proxy at ``concurrency``, alternating in ``rounds`` slices of
     ``seconds / rounds`` each (a shared machine's speed drifts: both modes see the same
-    drift); or only the proxy soak."""
+    drift); or only the proxy soak. ``pin_beside``: the lab daemons' PIDs; the proxy runs
+    alone on CPU 0, they and the load generator on the other cores (modes ``*-pin``)."""
     bodies = update_bodies(info.zones[0])
-    proxy = ProxyUnderTest(info, concurrency, workdir)
+    proxy = ProxyUnderTest(info, concurrency, workdir,
+                           name=None if pin_beside is None else f"bench-pin-{concurrency}")
     await proxy.start(info)
     try:
         if soak is not None:
@@ -292,13 +326,17 @@ async def measure(info: LabInfo, concurrency: int, seconds: float, workdir: Path
         await drive("proxy", concurrency, proxy_send, count=max(concurrency * 20, 2000))
         rss0, cpu = proxy.rss_kb(), 0.0
         direct_runs, proxy_runs = [], []
-        for _ in range(rounds):
-            direct_runs.append(await drive("direct", concurrency, direct_send,
-                                           seconds=seconds / rounds))
-            cpu0 = proxy.cpu_seconds()
-            proxy_runs.append(await drive("proxy", concurrency, proxy_send,
-                                          seconds=seconds / rounds))
-            cpu += proxy.cpu_seconds() - cpu0
+        suffix = "" if pin_beside is None else "-pin"
+        assert proxy.proc is not None
+        with (contextlib.nullcontext() if pin_beside is None
+              else pinned(proxy.proc.pid, pin_beside)):
+            for _ in range(rounds):
+                direct_runs.append(await drive("direct" + suffix, concurrency, direct_send,
+                                               seconds=seconds / rounds))
+                cpu0 = proxy.cpu_seconds()
+                proxy_runs.append(await drive("proxy" + suffix, concurrency, proxy_send,
+                                              seconds=seconds / rounds))
+                cpu += proxy.cpu_seconds() - cpu0
         through = merged(proxy_runs)
         through.proxy_cpu_us_per_update = cpu / max(through.updates, 1) * 1e6
         through.proxy_rss_kb_start, through.proxy_rss_kb_end = rss0, proxy.rss_kb()
@@ -328,6 +366,14 @@ async def proxy_run(proxy: ProxyUnderTest, info: LabInfo, bodies: list[bytes],
     run.proxy_cpu_us_per_update = (proxy.cpu_seconds() - cpu0) / max(run.updates, 1) * 1e6
     run.proxy_rss_kb_start, run.proxy_rss_kb_end = rss0, proxy.rss_kb()
     return run
+
+
+def pinned_summary(results: Sequence[RunResult]) -> dict[str, float]:
+    """``{direct_ups, proxy_ups, ratio}`` of the pinned runs."""
+    direct = next(r for r in results if r.mode == "direct-pin")
+    proxy = next(r for r in results if r.mode == "proxy-pin")
+    return {"direct_ups": round(direct.ups, 1), "proxy_ups": round(proxy.ups, 1),
+            "ratio": round(proxy.ups / direct.ups, 3)}
 
 
 def summary(results: Sequence[RunResult]) -> dict[str, object]:
@@ -384,6 +430,10 @@ async def _main(args: argparse.Namespace) -> tuple[list[RunResult], dict[str, An
             for c in args.concurrency:
                 results += await measure(info, c, args.seconds, Path(tmp), args.soak,
                                          args.rounds)
+            if args.pin and args.soak is None:
+                daemons = [pid for pid in lab.status().values() if pid is not None]
+                results += await measure(info, args.concurrency[0], args.seconds, Path(tmp),
+                                         None, args.rounds, pin_beside=daemons)
             if args.paced and args.soak is None:
                 direct, proxy = await bench_paced.half_peak(info, results, args.seconds,
                                                             Path(tmp))
@@ -427,6 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(default 2), so both see the same drift of a shared machine")
     parser.add_argument("--no-paced", dest="paced", action="store_false",
                         help="skip the fixed-rate runs at half of the proxy's peak")
+    parser.add_argument("--pin", action="store_true",
+                        help="also compare direct and proxy with the proxy alone on CPU 0 and "
+                        "everything else on the other cores (modes direct-pin/proxy-pin)")
     parser.add_argument("--kea", action="store_true",
                         help="also run Kea's D2 as the proxy's client (mode 'kea', "
                         "lab/bench_kea.py; adds about --seconds + 5 s)")
@@ -448,6 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = summary(results)
         if "paced" in extra:
             out["half_peak"] = extra["paced"]
+        if args.pin:
+            out["pinned"] = pinned_summary(results)
         if kea is not None:
             out["kea"] = kea.summary()
         if groups is not None:

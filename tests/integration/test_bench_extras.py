@@ -1,4 +1,5 @@
-"""The opt-in bench measurements (``--kea``, ``--group-sizes``), briefly, on a lab of their own.
+"""The opt-in bench measurements (``--kea``, ``--group-sizes``, ``--pin``), briefly, on a lab
+of their own.
 
 Their own lab because both change it: D2 writes kea-bench-N names and PTRs of
 10.0.1.2-251, and the group check grows DnsUpdateProxy.
@@ -7,12 +8,13 @@ Their own lab because both change it: D2 writes kea-bench-N names and PTRs of
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lab import MitLab
+from lab import MitLab, bench
 from lab.bench_directory import run_group_sizes
 from lab.bench_kea import run_kea
 
@@ -52,3 +54,32 @@ def test_group_grows_and_each_kind_of_member_is_decided(bench_lab: MitLab,
         "BENCH-MEMBER-0$": "member"}
     assert all(c["p50_ms"] > 0 and c["slapd_cpu_us"] > 0 for c in result.miss.values())
     assert result.proxy is not None and result.proxy.updates > 0 and result.proxy.errors == 0
+
+
+def test_pinned_run_keeps_the_proxy_alone_on_cpu_0(bench_lab: MitLab, tmp_path: Path) -> None:
+    """``--pin``: direct and proxy measured with the proxy on CPU 0 and the rest elsewhere;
+    afterwards every process may run anywhere again."""
+    calls: list[tuple[list[int], set[int]]] = []
+    real_pin = bench.pin
+
+    def spy(pids: list[int], cpus: set[int]) -> None:
+        real_pin(pids, cpus)
+        calls.append((list(pids), set(cpus)))
+
+    daemons = [pid for pid in bench_lab.status().values() if pid is not None]
+    bench.pin = spy  # type: ignore[assignment]
+    try:
+        results = asyncio.run(bench.measure(bench_lab.info, 2, 1.0, tmp_path, None, 1,
+                                            pin_beside=daemons))
+    finally:
+        bench.pin = real_pin  # type: ignore[assignment]
+    assert [r.mode for r in results] == ["direct-pin", "proxy-pin"]
+    assert all(r.updates > 0 and r.errors == 0 for r in results)
+    summary = bench.pinned_summary(results)
+    assert summary["ratio"] == round(summary["proxy_ups"] / summary["direct_ups"], 3)
+    every = os.sched_getaffinity(0)
+    (proxy_pids, on_0), (rest, on_others), (all_pids, back) = calls
+    assert on_0 == {0} and on_others == every - {0} and back == every
+    assert set(daemons) <= set(rest) and os.getpid() in rest
+    assert set(all_pids) == {*proxy_pids, *rest} and not set(proxy_pids) & set(rest)
+    assert os.sched_getaffinity(daemons[0]) == every  # given back
