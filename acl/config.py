@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from ldap3.core.exceptions import LDAPInvalidFilterError
+from ldap3.operation.search import parse_filter
+
 from core.schema import setting
 
 
@@ -28,6 +31,22 @@ def _url_problem(url: str) -> str | None:
         return f"{url!r} is not an ldap://host or ldaps://host URL"
     if parts.path not in ("", "/") or parts.query or port == 0:
         return f"{url!r}: give only ldap[s]://host[:port]"
+    return None
+
+
+#: Domain controllers' computer accounts in Active Directory: writable DCs carry
+#: SERVER_TRUST_ACCOUNT (8192), read-only DCs PARTIAL_SECRETS_ACCOUNT (67108864) in
+#: userAccountControl (bitwise-and matching rule 1.2.840.113556.1.4.803, OpenLDAP has it too)
+DC_FILTER = ("(|(userAccountControl:1.2.840.113556.1.4.803:=8192)"
+             "(userAccountControl:1.2.840.113556.1.4.803:=67108864))")
+
+
+def _filter_problem(text: str) -> str | None:
+    try:
+        parse_filter(text, None, auto_escape=False, auto_encode=False, validator=None,
+                     check_names=False)
+    except LDAPInvalidFilterError as exc:
+        return f"{text!r} is not an LDAP filter ({exc})"
     return None
 
 
@@ -99,6 +118,15 @@ class DirectoryConfig:
     hostname_attribute: str = setting(
         "dNSHostName", doc="Attribute of computers that holds their host name."
     )
+    dc_filter: str = setting(
+        DC_FILTER,
+        doc="LDAP filter that, with objectClass=computer_class, selects the domain "
+        "controllers' computer accounts below base_dn: their hostname_attribute values are "
+        "protected names (policy.protected, read every dc_refresh seconds). Default: the "
+        "SERVER_TRUST_ACCOUNT (8192, writable DC) or PARTIAL_SECRETS_ACCOUNT (67108864, "
+        "read-only DC) bit of userAccountControl. Empty: only "
+        "policy.protected.domain_controllers.",
+    )
     group_class: str = setting("group", doc="Object class of groups.")
     group_name_attribute: str = setting(
         "sAMAccountName", doc="Attribute that names a group (for groups given by name)."
@@ -153,6 +181,8 @@ class DirectoryConfig:
                 problems.append(f"{path}.{key}: must be at least 1")
         problems += [f"{path}.hostnames: {a!r} is not an IP address"
                      for a in self.hostnames if not is_address(a)]
+        if self.dc_filter and (problem := _filter_problem(self.dc_filter)):
+            problems.append(f"{path}.dc_filter: {problem}")
         if self.hostnames and not self.identity_from_dns_hostname:
             problems.append(f"{path}.hostnames: unused unless identity_from_dns_hostname = true")
         return problems

@@ -50,6 +50,10 @@ class Directory(Protocol):
         """The group with this DN, or the groups with this name."""
         ...
 
+    def find_domain_controllers(self) -> Sequence[str]:
+        """The host names of the domain controllers' computer accounts."""
+        ...
+
     def groups_with_member(self, dn: str) -> Sequence[Group]:
         """Groups that list ``dn`` directly as a member."""
         ...

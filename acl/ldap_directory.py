@@ -74,6 +74,12 @@ class LdapDirectory:
         return [Account(dn, _first(a, c.account_attribute) or rdn_value(dn))
                 for dn, a in self._search(c.base_dn, flt, [c.account_attribute])]
 
+    def find_domain_controllers(self) -> Sequence[str]:
+        c = self.config
+        flt = f"(&(objectClass={c.computer_class}){c.dc_filter})"
+        found = self._search(c.base_dn, flt, [c.hostname_attribute])
+        return [host for _, a in found if (host := _first(a, c.hostname_attribute))]
+
     def find_groups(self, name_or_dn: str) -> Sequence[Group]:
         c = self.config
         if looks_like_dn(name_or_dn):

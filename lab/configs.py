@@ -14,6 +14,8 @@ from lab.topology import (
     ADDRESSES,
     BASE_DN,
     BRANCH_ZONE,
+    DC_OU,
+    DIRECTORY_DCS,
     DOMAIN,
     DOWN_DC_HOST,
     DOWN_DC_IP,
@@ -325,8 +327,21 @@ access to * by users read by anonymous auth by * none
 
 
 def seed_ldif() -> str:
-    """The AD-like tree; members are added before the groups that list them."""
+    """The AD-like tree; members are added before the groups that list them. The
+    domain controllers' accounts (:data:`~lab.topology.DIRECTORY_DCS`) carry AD's
+    userAccountControl flags: SERVER_TRUST_ACCOUNT (8192) | TRUSTED_FOR_DELEGATION for
+    a writable DC, PARTIAL_SECRETS_ACCOUNT (67108864) | WORKSTATION_TRUST_ACCOUNT |
+    TRUSTED_TO_AUTH_FOR_DELEGATION for a read-only one."""
     d = BASE_DN
+    dcs = "".join(f"""
+dn: cn={cn},{DC_OU}
+objectClass: computer
+cn: {cn}
+sAMAccountName: {cn}$
+dNSHostName: {host}
+servicePrincipalName: ldap/{host}
+userAccountControl: {flags}
+""" for cn, (host, flags) in DIRECTORY_DCS.items())
     return f"""\
 dn: {d}
 objectClass: domain
@@ -340,6 +355,10 @@ dn: cn=Computers,{d}
 objectClass: container
 cn: Computers
 
+dn: {DC_OU}
+objectClass: organizationalUnit
+ou: Domain Controllers
+{dcs}
 dn: cn=svc-dnsproxy,cn=Users,{d}
 objectClass: user
 cn: svc-dnsproxy

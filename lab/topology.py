@@ -47,6 +47,10 @@ USERS_DN = f"cn=Users,{BASE_DN}"
 COMPUTERS_DN = f"cn=Computers,{BASE_DN}"
 GROUP_DN = f"cn=DnsUpdateProxy,{USERS_DN}"
 SERVICE_ACCOUNT = "svc-dnsproxy"
+DC_OU = f"ou=Domain Controllers,{BASE_DN}"
+#: Domain controllers known only from their computer accounts (no DNS record, not in any
+#: static list): a writable DC and a read-only one (AD's userAccountControl flags).
+DIRECTORY_DCS = {"DC2": (f"dc2.{DOMAIN}", 532480), "RODC1": (f"rodc1.{DOMAIN}", 83890176)}
 
 #: memberOf flavours: 'overlay' = slapo-memberof (stored, direct groups only, like AD);
 #: 'dynlist' = slapo-dynlist (computed, transitive, NOT like AD).

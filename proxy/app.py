@@ -30,6 +30,7 @@ import dns.name
 from aiohttp import web
 
 from acl.decision import DirectoryUnavailable
+from acl.domain_controllers import DomainControllerNames
 from core.schema import ConfigError
 from kerberos.contexts import ContextPool
 from kerberos.credentials import KeytabCredentials
@@ -82,6 +83,7 @@ class ProxyApp:
         # DHCID kept for upstreams without it; opened at start if used (else on first use)
         self.ownership = OwnershipStore(location(config.ownership_db, config.audit))
         self.groups = self._groups(config)
+        self.dc_names = self._dc_names(config)  # the DCs' names from the directory
         self.pipeline = self._build(config)
         self.metrics = Metrics()
         self.request_log = RequestLog(json_lines=config.log.format == "json")
@@ -116,14 +118,16 @@ class ProxyApp:
         self.replay_memory.window = config.listen.tsig_window
         self.replay_memory.max_entries = config.listen.tsig_replay_memory
         parse = ParseStage((k.to_key() for k in keys), config.zones, config.listen.tsig_window)
+        dcs = self.dc_names
         return build_pipeline({
             "screen": ScreenStage(authenticate.senders, parse.tsig),
             "parse": parse,
             "authenticate": authenticate,
             "replay": ReplayStage(self.replay_memory, self.serialize),
             "groups": self.groups,
-            "authorize": build_authorize_stage(config.policy, config.zones,
-                                               ns_provider=name_server_provider(config)),
+            "authorize": build_authorize_stage(config.policy, config.zones, dc_provider=dcs,
+                                               ns_provider=name_server_provider(config),
+                                               dc_known=dcs.last if dcs else None),
             "serialize": self.serialize,
             "forward": ForwardStage(upstreams, config.forward, self.ownership),
         })
@@ -133,6 +137,13 @@ class ProxyApp:
         if config.directory is None:
             return None
         return build_groups_stage(config.directory, config.kerberos)
+
+    def _dc_names(self, config: Config) -> DomainControllerNames | None:
+        """The domain controllers' names from the directory of :attr:`groups`, unless
+        ``directory.dc_filter`` is empty (then only the policy's static list)."""
+        if self.groups is None or config.directory is None or not config.directory.dc_filter:
+            return None
+        return DomainControllerNames(self.groups.authority.resolver.directory)
 
     def _upstream(self, cfg: UpstreamConfig) -> Upstream:
         key = _key(cfg)
@@ -190,14 +201,16 @@ class ProxyApp:
             self._upstreams.clear()
         else:
             retired = []
-        old_groups = self.groups
+        old_groups, old_dcs = self.groups, self.dc_names
         if (new.directory, new.kerberos) != (old_config.directory, old_config.kerberos):
             self.groups = self._groups(new)  # a new directory cache
+            self.dc_names = self._dc_names(new)
         try:
             self.config = new
             pipeline = self._build(new)
         except Exception as exc:
             self.config, self.credentials, self.groups = old_config, old_credentials, old_groups
+            self.dc_names = old_dcs
             log.error("reload rejected, keeping the running configuration: %s", exc)
             return False
         if old_groups is not None and old_groups is not self.groups:

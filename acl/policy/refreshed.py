@@ -29,14 +29,17 @@ class RefreshedNames:
     ``provider`` (sync: run in a thread; or async) is called on the first request and
     then every ``refresh`` seconds in the background; after a failure the previous
     list stays and the call is retried after ``retry`` seconds. A request that needs
-    the list waits for a first reload in progress; others go on. ``what`` names the
+    the list waits for a first reload in progress; others go on. ``known``: what the
+    provider answered before (e.g. for the configuration a reload replaced), used
+    until it answers again, so nothing waits or fails closed. ``what`` names the
     list and ``if_unknown`` what is refused without it, for the failure's log line.
     """
 
     def __init__(self, static: Iterable[str], provider: NameProvider | None = None, *,
                  what: str = "the names", if_unknown: str = "the rules that need them refuse",
                  refresh: float = 300.0, retry: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 known: Iterable[str] | None = None) -> None:
         self._static = frozenset(labels_from_text(n) for n in static)
         self._provider = provider
         self._what = what
@@ -44,7 +47,10 @@ class RefreshedNames:
         self._refresh = refresh
         self._retry = retry
         self._clock = clock
-        self._names: frozenset[Labels] | None = self._static if provider is None else None
+        self._names: frozenset[Labels] | None = (
+            self._static if provider is None
+            else None if known is None
+            else self._static | frozenset(labels_from_text(n) for n in known))
         self._due = 0.0
         self._task: asyncio.Task[None] | None = None
 

@@ -60,16 +60,19 @@ class AuthorizeStage:
 
 def build_authorize_stage(config: PolicyConfig, zones: Iterable[str],
                           dc_provider: NameProvider | None = None,
-                          ns_provider: NameProvider | None = None) -> AuthorizeStage:
+                          ns_provider: NameProvider | None = None, *,
+                          dc_known: Iterable[str] | None = None) -> AuthorizeStage:
     """The stage for ``config``. ``zones``: the zones the proxy relays (``Config.zones``);
-    ``dc_provider``: returns the domain controllers' host names from the directory;
+    ``dc_provider``: returns the domain controllers' host names from the directory
+    (``dc_known``: what it answered before, e.g. for the configuration a reload replaces);
     ``ns_provider``: returns the zones' name servers (NS targets, SOA MNAMEs) from the
     upstream, used unless ``protected.learn_name_servers`` is off. Both sync or async,
     called in the background every ``protected.dc_refresh``/``ns_refresh`` seconds."""
     protected = config.protected
     dcs = RefreshedNames(protected.domain_controllers, dc_provider,
                          what="the domain controllers from the directory",
-                         if_unknown="forward names are refused", refresh=protected.dc_refresh)
+                         if_unknown="forward names are refused", refresh=protected.dc_refresh,
+                         known=dc_known)
     name_servers = RefreshedNames(
         (), ns_provider if protected.learn_name_servers else None,
         what="the zones' name servers from the upstream", if_unknown="PTR records are refused",

@@ -31,7 +31,7 @@ from fault_support import audit_db
 from proxy_process import ProxyProcess, free_port
 
 from acl.policy import rules
-from lab import LabInfo
+from lab import LabInfo, topology
 from lab.proxy_config import render_proxy_config
 from tests.fixtures import packet
 
@@ -188,6 +188,24 @@ def test_domain_controller_name(lab: LabInfo, proxy: ProxyProcess) -> None:
     u.replace(f"kdc.{FWD}", 300, "A", "10.0.1.22")
     assert_refused(lab, proxy, u, rules.PROTECTED_DC)
     assert bind_lookup(lab, f"kdc.{FWD}", "A") == before
+
+
+def test_domain_controllers_from_the_directory(lab: LabInfo, proxy: ProxyProcess) -> None:
+    """Issue 18: dc2 and rodc1 are domain controllers only by their computer accounts in
+    slapd (userAccountControl 8192 / 67108864; no static entry, no DNS record): adding
+    their names is refused, and so is a PTR pointing at one; an ordinary computer's host
+    name (DHCP3$, flags 4096) is not protected."""
+    for host, _ in topology.DIRECTORY_DCS.values():
+        name = f"{host}."
+        assert_refused(lab, proxy, owned_add(name, "10.0.1.40"), rules.PROTECTED_DC)
+        assert bind_lookup(lab, name, "A") == ()
+    ptr = dns.update.UpdateMessage(REV)
+    ptr.replace(f"40.{REV}", 300, "PTR", f"dc2.{FWD}")
+    event = assert_refused(lab, proxy, ptr, rules.PTR_TARGET)
+    assert rules.PROTECTED_DC in event["detail"], event
+    assert bind_lookup(lab, f"40.{REV}", "PTR") == ()
+    assert send(proxy, owned_add(f"dhcp3.{FWD}", "10.0.1.41")) == dns.rcode.NOERROR
+    assert bind_lookup(lab, f"dhcp3.{FWD}", "A") == ("10.0.1.41",)
 
 
 def test_cname(lab: LabInfo, proxy: ProxyProcess) -> None:

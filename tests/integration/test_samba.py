@@ -10,6 +10,7 @@ directory client against AD's in-chain rule over StartTLS and LDAPS.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -33,6 +34,7 @@ from proxy_process import ProxyProcess, free_port
 
 from acl.config import DirectoryConfig
 from acl.decision import DirectoryUnavailable
+from acl.domain_controllers import DomainControllerNames
 from acl.ldap_directory import LdapDirectory
 from kerberos.credentials import KeytabCredentials
 from kerberos.tkey import NegotiatedKey, negotiate
@@ -303,6 +305,19 @@ async def test_directory_in_chain_membership_over_tls_with_gssapi(
                                  "DHCP2$ is a member of DnsUpdateProxy via DhcpServersNested")
     assert results["DHCP3$"] == (Outcome.DENIED_NOT_MEMBER,
                                  "DHCP3$ is not a member of DnsUpdateProxy")
+
+
+async def test_directory_finds_the_domain_controller_by_its_account_flags(
+        samba: LabInfo) -> None:
+    """The default dc_filter (userAccountControl bits) against a real AD: Samba's DC is
+    found by its computer account, the member computers (DHCP1$ ...) are not."""
+    config = _directory_config(samba, samba.ldap_url, start_tls=True)
+    stage = build_groups_stage(config, _kerberos(samba))
+    try:
+        names = DomainControllerNames(stage.authority.resolver.directory)
+        assert await asyncio.to_thread(names) == (topo.DC_HOST.lower(),)
+    finally:
+        await stage.close()
 
 
 async def test_directory_simple_bind_over_ldaps(samba: LabInfo) -> None:

@@ -55,6 +55,8 @@ def test_every_setting_is_documented() -> None:
      "directory.hostnames: 'dhcp2' is not an IP address"),
     ({"hostnames": {"10.0.0.2": "dhcp2.example.test"}},
      "directory.hostnames: unused unless identity_from_dns_hostname = true"),
+    ({"dc_filter": "userAccountControl=8192"}, "directory.dc_filter: "
+     "'userAccountControl=8192' is not an LDAP filter (invalid filter)"),
     ({"membership": "recursive"},
      "directory.membership: must be one of 'auto' | 'in-chain' | 'iterative', not 'recursive'"),
 ])

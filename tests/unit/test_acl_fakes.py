@@ -55,6 +55,7 @@ class FakeDirectory:
         self.hostnames: dict[str, list[str]] = {}  # lower-case host -> dns
         self.members: dict[str, set[str]] = {}  # normalized group dn -> member dns
         self.group_names: dict[str, tuple[str, str]] = {}  # normalized dn -> (dn, name)
+        self.domain_controllers: list[str] = []  # host names of the DCs' accounts
         self.calls: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self.closed = False
@@ -120,6 +121,10 @@ class FakeDirectory:
         key = normalize_dn(name_or_dn) if "=" in name_or_dn else None
         return [Group(dn, name) for k, (dn, name) in self.group_names.items()
                 if k == key or name.lower() == name_or_dn.lower()]
+
+    def find_domain_controllers(self) -> Sequence[str]:
+        self._ask("domain-controllers", "")
+        return list(self.domain_controllers)
 
     def groups_with_member(self, dn: str) -> Sequence[Group]:
         self._ask("member", dn)

@@ -174,6 +174,21 @@ def test_groups_by_name_or_dn_and_their_names() -> None:
     assert server.searches[0][1] == "(&(objectClass=group)(sAMAccountName=DnsUpdateProxy))"
 
 
+def test_domain_controllers_by_their_account_flags() -> None:
+    directory, server, _ = _directory()
+    server.entries = [_entry(computer_dn("DC1"), dNSHostName=["dc1.example.test"]),
+                      _entry(computer_dn("RODC1"), dNSHostName="rodc1.example.test"),
+                      _entry(computer_dn("NoHost"))]  # a DC account without a host name
+    assert directory.find_domain_controllers() == ["dc1.example.test", "rodc1.example.test"]
+    assert server.searches == [(BASE, "(&(objectClass=computer)(|(userAccountControl:"
+                                "1.2.840.113556.1.4.803:=8192)(userAccountControl:"
+                                "1.2.840.113556.1.4.803:=67108864)))", "subtree")]
+    directory, server, _ = _directory(computer_class="device", hostname_attribute="host",
+                                      dc_filter="(ou=dcs)")
+    directory.find_domain_controllers()
+    assert server.searches[0][1] == "(&(objectClass=device)(ou=dcs))"
+
+
 @pytest.mark.parametrize(("caps", "expected"), [
     (["1.2.840.113556.1.4.800", "1.2.840.113556.1.4.1670"], True), ([], False)])
 def test_in_chain_detected_from_root_dse(caps: list[str], expected: bool) -> None:

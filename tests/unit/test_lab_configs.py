@@ -130,6 +130,10 @@ def test_seed_tree_and_nested_membership() -> None:
     assert not any("DHCP3" in line for line in group)
     assert entries[f"cn=DHCP-Site2,cn=Users,{base}"][-1] == f"member: cn=DHCP2,cn=Computers,{base}"
     assert "sAMAccountName: svc-dnsproxy" in entries[f"cn=svc-dnsproxy,cn=Users,{base}"]
+    # the domain controllers: a writable one (8192 set) and a read-only one (67108864)
+    dc2, rodc1 = (entries[f"cn={cn},ou=Domain Controllers,{base}"] for cn in ("DC2", "RODC1"))
+    assert "dNSHostName: dc2.example.test" in dc2 and "userAccountControl: 532480" in dc2
+    assert "userAccountControl: 83890176" in rodc1
     # members are created before the groups that list them
     order = list(entries)
     assert (
