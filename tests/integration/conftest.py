@@ -50,3 +50,9 @@ def start_proxy(lab: LabInfo, tmp_path: Path) -> Iterator[Callable[..., ProxyPro
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def http_port(lab: LabInfo) -> int:
+    """Where a module's proxy serves its HTTP interface (``/metrics``, the API)."""
+    return free_port(lab.proxy_ip)

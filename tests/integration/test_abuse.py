@@ -36,10 +36,6 @@ ROW_LIMIT = 4096  # bytes of a refused request's audit row (the issue's bound)
 DHCID = "AAABkaovAfmc8uWao11aK+qcshYvnQGSvqfQVRvk7620kdE="
 
 
-@pytest.fixture(scope="module")
-def http_port(lab: LabInfo) -> int:
-    return free_port(lab.proxy_ip)
-
 
 @pytest.fixture(scope="module")
 def proxy(lab: LabInfo, http_port: int,

@@ -51,7 +51,7 @@ def udp(proxy: ProxyProcess, msg: dns.message.Message) -> int:
                          source=DHCP1).rcode()
 
 
-def http_port(proxy: ProxyProcess) -> int:
+def http_port_of(proxy: ProxyProcess) -> int:
     text = proxy.config.read_text()
     http = text[text.index("[http]"):]
     return int(http.split("port = ", 1)[1].split("\n", 1)[0])
@@ -74,7 +74,7 @@ def test_front_reload_and_drain_on_each_event_loop(lab: LabInfo, tmp_path: Path,
                 assert s.recv(size, socket.MSG_WAITALL)[3] & 0xF == dns.rcode.NOERROR
         assert bind_lookup(lab, f"loop-tcp93-{loop}.{FWD}", "A") == ("10.0.1.93",)
         # aiohttp on the same loop
-        url = f"http://{proxy.address}:{http_port(proxy)}/healthz"
+        url = f"http://{proxy.address}:{http_port_of(proxy)}/healthz"
         with urllib.request.urlopen(url, timeout=3) as response:
             assert response.status == 200
         # SIGHUP: a lower max_ttl takes effect without a restart

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import socket
 import sqlite3
 import struct
 import time
@@ -54,14 +53,7 @@ def proxy(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
 
 
 def ask(proxy: ProxyProcess, data: bytes, source: str) -> bytes | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((source, 0))
-        s.settimeout(2.0)
-        s.sendto(data, (proxy.address, proxy.port))
-        try:
-            return s.recv(65535)
-        except TimeoutError:
-            return None
+    return proxy.ask_udp(data, source, timeout=2.0)
 
 
 def rcode_of(reply: bytes | None) -> int | None:

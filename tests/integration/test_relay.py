@@ -183,14 +183,7 @@ def test_prerequisite_failures_reach_the_client(target: Target, tsig: str | None
 
 
 def send_raw(proxy: ProxyProcess, data: bytes, source: str = "127.0.0.1") -> bytes | None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((source, 0))
-        s.settimeout(1.0)
-        s.sendto(data, (proxy.address, proxy.port))
-        try:
-            return s.recv(65535)
-        except TimeoutError:
-            return None
+    return proxy.ask_udp(data, source)
 
 
 def plain_update(name: str) -> dns.update.UpdateMessage:
