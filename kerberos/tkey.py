@@ -75,14 +75,19 @@ async def negotiate(
     port: int = 53,
     timeout: float = 2.0,
     lifetime: int = 3600,
+    realm: str | None = None,
 ) -> NegotiatedKey:
     """Negotiate a context with the DNS server ``hostname`` at ``address``.
 
-    The acceptor is the service principal ``DNS/<hostname>``.
+    The acceptor is the service principal ``DNS/<hostname>``: in ``realm`` if given
+    (e.g. the realm of ``creds``' account, when the server is in another forest),
+    else in the realm krb5.conf maps ``hostname`` to.
     """
     where = f"DNS server {hostname} ({address}#{port})"
     keyname = dns.name.from_text(f"{uuid.uuid4().hex[:16]}.sig-{hostname}")
-    target = gssapi.Name(f"DNS@{hostname}", gssapi.NameType.hostbased_service)
+    service = f"DNS/{hostname}" + (f"@{realm}" if realm else "")
+    target = (gssapi.Name(service, gssapi.NameType.kerberos_principal) if realm
+              else gssapi.Name(f"DNS@{hostname}", gssapi.NameType.hostbased_service))
     try:
         ctx = gssapi.SecurityContext(
             name=target, creds=creds, usage="initiate",
@@ -91,7 +96,7 @@ async def negotiate(
         # the first step may talk to the KDC (service ticket): keep it off the loop
         token = await asyncio.to_thread(ctx.step)
     except gssapi.exceptions.GSSError as exc:
-        raise KerberosError(f"get a service ticket for DNS/{hostname}", gss_detail(exc)) from exc
+        raise KerberosError(f"get a service ticket for {service}", gss_detail(exc)) from exc
     key = dns.tsig.Key(keyname, ctx, dns.tsig.GSS_TSIG)
     keyring = dns.tsig.GSSTSigAdapter({keyname: key})
     while True:

@@ -19,6 +19,8 @@ from lab.topology import (
     DOMAIN,
     DOWN_DC_HOST,
     DOWN_DC_IP,
+    FOREST_REALM,
+    FOREST_ZONE,
     HOSTNAMES,
     KDC_IP,
     LDAP_IP,
@@ -31,6 +33,7 @@ from lab.topology import (
     PRINCIPALS,
     PROXY_IP,
     REALM,
+    REALMS,
     REVERSE_ZONE,
     REVERSE_ZONE6,
     ROOT_DN,
@@ -87,7 +90,11 @@ def resolv_conf() -> str:
 
 
 def krb5_conf(lab_dir: Path) -> str:
-    """``etc/krb5.conf``: IP-addressed KDC, no DNS lookups or canonicalization."""
+    """``etc/krb5.conf``: IP-addressed KDC (one for both realms), no DNS lookups or
+    canonicalization."""
+    realms = "".join(
+        f"    {realm} = {{\n        kdc = {KDC_IP}\n        admin_server = {KDC_IP}\n    }}\n"
+        for realm in REALMS)
     return f"""\
 [libdefaults]
     default_realm = {REALM}
@@ -101,34 +108,40 @@ def krb5_conf(lab_dir: Path) -> str:
     udp_preference_limit = 1
 
 [realms]
-    {REALM} = {{
-        kdc = {KDC_IP}
-        admin_server = {KDC_IP}
-    }}
-
+{realms}
 [domain_realm]
     .{DOMAIN} = {REALM}
     {DOMAIN} = {REALM}
+    .{FOREST_ZONE} = {FOREST_REALM}
+    {FOREST_ZONE} = {FOREST_REALM}
 """
 
 
+def _kdb(realm: str) -> str:
+    """File-name prefix of a realm's database and stash below ``kdc/``."""
+    return "" if realm == REALM else f"{realm.lower()}."
+
+
 def kdc_conf(lab_dir: Path) -> str:
-    """``etc/kdc.conf`` (``KRB5_KDC_PROFILE``): database, stash and logs in the lab dir."""
+    """``etc/kdc.conf`` (``KRB5_KDC_PROFILE``): one database and stash per realm (one
+    krb5kdc serves both), and the logs, in the lab dir."""
+    realms = "".join(f"""\
+    {realm} = {{
+        database_name = {lab_dir}/kdc/{_kdb(realm)}principal
+        key_stash_file = {lab_dir}/kdc/{_kdb(realm)}stash
+        acl_file = {lab_dir}/kdc/kadm5.acl
+        max_life = 10h
+        max_renewable_life = 7d
+        supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal
+    }}
+""" for realm in REALMS)
     return f"""\
 [kdcdefaults]
     kdc_listen = {KDC_IP}:88
     kdc_tcp_listen = {KDC_IP}:88
 
 [realms]
-    {REALM} = {{
-        database_name = {lab_dir}/kdc/principal
-        key_stash_file = {lab_dir}/kdc/stash
-        acl_file = {lab_dir}/kdc/kadm5.acl
-        max_life = 10h
-        max_renewable_life = 7d
-        supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal
-    }}
-
+{realms}
 [logging]
     kdc = FILE:{lab_dir}/logs/kdc.log
     admin_server = FILE:{lab_dir}/logs/kadmin.log
@@ -136,44 +149,54 @@ def kdc_conf(lab_dir: Path) -> str:
 """
 
 
-def kadmin_script(lab_dir: Path) -> str:
-    """Commands for one ``kadmin.local`` run: all principals (random keys) and keytabs."""
-    lines = [f"addprinc -randkey {name}" for spec in PRINCIPALS for name in spec.names]
+def kadmin_script(lab_dir: Path, realm: str = REALM) -> str:
+    """Commands for one ``kadmin.local -r realm`` run: the realm's principals (random
+    keys) and their keytabs."""
+    specs = [spec for spec in PRINCIPALS if spec.realm == realm]
+    lines = [f"addprinc -randkey {name}" for spec in specs for name in spec.names]
     lines += [
         f"ktadd -norandkey -k {lab_dir}/keytabs/{spec.keytab} {' '.join(spec.names)}"
-        for spec in PRINCIPALS
+        for spec in specs
     ]
     return "\n".join(lines) + "\n"
+
+
+def kadmin_commands(realm: str) -> str:
+    """Path (below the lab dir) of the ``kadmin.local`` commands of ``realm``."""
+    return "kdc/kadmin.commands" if realm == REALM else f"kdc/kadmin.{realm.lower()}.commands"
 
 
 def named_conf(lab_dir: Path) -> str:
     """``named/named.conf``: the primary zones (forward; IPv4, IPv6 and the benchmark's
     reverse), secure updates only for the service account."""
+    svc = f"{SERVICE_ACCOUNT}@{REALM}"
     return _named_conf(lab_dir, "named", NS_IP, "dns.keytab", (
-        (DOMAIN, "A AAAA DHCID TXT"), (REVERSE_ZONE, "PTR DHCID TXT"),
-        (REVERSE_ZONE6, "PTR DHCID TXT"), (LOAD_REVERSE_ZONE, "PTR DHCID TXT")))
+        (DOMAIN, "A AAAA DHCID TXT", svc), (REVERSE_ZONE, "PTR DHCID TXT", svc),
+        (REVERSE_ZONE6, "PTR DHCID TXT", svc), (LOAD_REVERSE_ZONE, "PTR DHCID TXT", svc)))
 
 
 def named2_conf(lab_dir: Path) -> str:
-    """``named2/named.conf``: the second DNS server (ns2), primary for BRANCH_ZONE only."""
-    return _named_conf(lab_dir, "named2", NS2_IP, "dns2.keytab",
-                       ((BRANCH_ZONE, "A AAAA DHCID TXT"),))
+    """``named2/named.conf``: the second DNS server (ns2), primary for BRANCH_ZONE (updated
+    by the service account of REALM) and FOREST_ZONE (only by FOREST_REALM's account);
+    its keytab holds its DNS/ key of both realms."""
+    return _named_conf(lab_dir, "named2", NS2_IP, "dns2.keytab", (
+        (BRANCH_ZONE, "A AAAA DHCID TXT", f"{SERVICE_ACCOUNT}@{REALM}"),
+        (FOREST_ZONE, "A AAAA DHCID TXT", f"{SERVICE_ACCOUNT}@{FOREST_REALM}")))
 
 
 def _named_conf(lab_dir: Path, instance: str, address: str, keytab: str,
-                zones: tuple[tuple[str, str], ...]) -> str:
+                zones: tuple[tuple[str, str, str], ...]) -> str:
     """One BIND instance: its state in ``lab_dir/<instance>`` and ``run/<instance>.*``,
-    listening on ``address``; per zone, the record types the service account may update."""
-    grant = f"{SERVICE_ACCOUNT}@{REALM}"
+    listening on ``address``; per zone, the record types its one signer may update."""
     zone_blocks = "".join(f"""\
 zone "{zone}" {{
     type primary;
     file "{zone}.db";
     update-policy {{
-        grant {grant} zonesub {types};
+        grant {signer} zonesub {types};
     }};
 }};
-""" for zone, types in zones)
+""" for zone, types, signer in zones)
     return f"""\
 options {{
     directory "{lab_dir}/{instance}";
@@ -234,7 +257,7 @@ def reverse_zone() -> str:
 
 
 def branch_zone() -> str:
-    """Zone file of BRANCH_ZONE on ns2 (empty apart from SOA and NS)."""
+    """Zone file of each zone of ns2 (BRANCH_ZONE, FOREST_ZONE): SOA and NS only."""
     return _soa(NS2_HOST)
 
 
@@ -425,7 +448,7 @@ def render(lab_dir: Path, memberof: str = "overlay") -> dict[str, str]:
         "etc/krb5.conf": krb5_conf(lab_dir),
         "etc/kdc.conf": kdc_conf(lab_dir),
         "kdc/kadm5.acl": f"*/admin@{REALM} *\n",
-        "kdc/kadmin.commands": kadmin_script(lab_dir),
+        **{kadmin_commands(realm): kadmin_script(lab_dir, realm) for realm in REALMS},
         "named/named.conf": named_conf(lab_dir),
         f"named/{DOMAIN}.db": forward_zone(),
         f"named/{REVERSE_ZONE}.db": reverse_zone(),
@@ -433,6 +456,7 @@ def render(lab_dir: Path, memberof: str = "overlay") -> dict[str, str]:
         f"named/{LOAD_REVERSE_ZONE}.db": reverse_zone(),
         "named2/named.conf": named2_conf(lab_dir),
         f"named2/{BRANCH_ZONE}.db": branch_zone(),
+        f"named2/{FOREST_ZONE}.db": branch_zone(),
         "slapd/ad-lite.schema": AD_LITE_SCHEMA,
         "slapd/slapd.conf": slapd_conf(lab_dir, memberof),
         "slapd/seed.ldif": seed_ldif(),

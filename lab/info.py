@@ -155,7 +155,7 @@ class LabInfo:
             spec.key: Principal(
                 spec.principal,
                 str(lab_dir / "keytabs" / spec.keytab),
-                tuple(f"{n}@{realm}" for n in spec.names[1:]),
+                tuple(f"{n}@{spec.realm}" for n in spec.names[1:]),
             )
             for spec in topology.PRINCIPALS
         }

@@ -1,7 +1,10 @@
 """Orchestration of the MIT lab: MIT KDC + BIND 9 (GSS-TSIG) + OpenLDAP in a private namespace.
 
 A second BIND (``named2``, ns2.example.test) serves only ``topology.BRANCH_ZONE``: a
-zone that lives on another server than the others (per-zone routing).
+zone that lives on another server than the others (per-zone routing), and
+``topology.FOREST_ZONE``, which accepts only the service account of a second realm
+(``topology.FOREST_REALM``, its own KDC database served by the same krb5kdc, no trust):
+per-upstream credentials.
 
 ``MitLab(DIR).up()`` builds everything from nothing in DIR (typically 0.3-0.5 s);
 ``down()`` stops every process by the PID it recorded. All daemons run inside the
@@ -16,6 +19,7 @@ import shlex
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -73,28 +77,16 @@ class MitLab(NamespaceLab):
         )
         t_ns = time.monotonic()
 
-        self._run_logged(
-            [
-                "kdb5_util",
-                "create",
-                "-s",
-                "-W",
-                "-r",
-                topology.REALM,
-                "-P",
-                f"lab-master-{secrets.token_hex(12)}",
-            ],
-            "kdb5_util.log",
-        )
-        self._run_logged(
-            ["kadmin.local", "-r", topology.REALM],
-            "kadmin.local.log",
-            input=(self.dir / "kdc/kadmin.commands").read_text(),
-        )
+        # every keytab starts empty (format 0x0502): the realms' kadmin.local runs add to
+        # one file at once (MIT locks it for each write; creating it is not locked)
+        for spec in topology.PRINCIPALS:
+            (self.dir / "keytabs" / spec.keytab).write_bytes(b"\x05\x02")
+        with ThreadPoolExecutor(len(topology.REALMS)) as pool:
+            list(pool.map(self._create_realm, topology.REALMS))
         missing = [
             spec.keytab
             for spec in topology.PRINCIPALS
-            if not (self.dir / "keytabs" / spec.keytab).is_file()
+            if (self.dir / "keytabs" / spec.keytab).stat().st_size <= 2  # no key written
         ]
         if missing:
             raise LabError(f"keytabs not created: {missing} (see logs/kadmin.local.log)")
@@ -136,6 +128,21 @@ class MitLab(NamespaceLab):
                 self.timings["proxy_config"] = time.monotonic() - t_p
         return info
 
+    def _create_realm(self, realm: str) -> None:
+        """The KDC database of ``realm`` (its own master key: no trust with the other
+        realm), its principals and keytabs."""
+        log = "" if realm == topology.REALM else f".{realm.lower()}"
+        self._run_logged(
+            ["kdb5_util", "create", "-s", "-W", "-r", realm,
+             "-P", f"lab-master-{secrets.token_hex(12)}"],
+            f"kdb5_util{log}.log",
+        )
+        self._run_logged(
+            ["kadmin.local", "-r", realm],
+            f"kadmin.local{log}.log",
+            input=(self.dir / configs.kadmin_commands(realm)).read_text(),
+        )
+
     def timing_summary(self) -> str:
         """One line like the shell recipe prints after ``up``."""
         t = {k: round(v * 1000) for k, v in self.timings.items()}
@@ -152,7 +159,8 @@ class MitLab(NamespaceLab):
     def _daemon_argv(self, name: str) -> tuple[list[str], dict[str, str]]:
         d = self.dir
         if name == "krb5kdc":
-            return ["krb5kdc", "-P", str(self.pidfile("krb5kdc")), "-r", topology.REALM], {}
+            realms = [arg for realm in topology.REALMS for arg in ("-r", realm)]
+            return ["krb5kdc", "-P", str(self.pidfile("krb5kdc")), *realms], {}
         if name == "slapd":
             return (
                 ["slapd", "-f", str(d / "slapd/slapd.conf"), "-h", topology.LDAP_URL],

@@ -20,6 +20,12 @@ ZONES = (DOMAIN, REVERSE_ZONE, REVERSE_ZONE6)
 LOAD_REVERSE_ZONE = "2.10.in-addr.arpa"
 #: A zone on a second DNS server (ns2) only: per-zone routing of updates.
 BRANCH_ZONE = "branch.test"
+#: A second Kerberos realm (another forest, no trust with REALM: its own database, served
+#: by the same krb5kdc process) and its zone on ns2, which accepts only that realm's
+#: service account (per-upstream credentials).
+FOREST_REALM = "FOREST.TEST"
+FOREST_ZONE = "forest.test"
+REALMS = (REALM, FOREST_REALM)
 
 NS_IP = "127.0.1.53"  # ns.example.test    named
 NS2_IP = "127.0.1.54"  # ns2.example.test   named2 (BRANCH_ZONE only)
@@ -64,11 +70,12 @@ class PrincipalSpec:
     key: str  # short name used in lab.json / LabInfo.principals
     names: tuple[str, ...]  # first one is the principal the keytab is "for"
     keytab: str  # file name below DIR/keytabs
+    realm: str = REALM
 
     @property
     def principal(self) -> str:
         """The main principal with its realm."""
-        return f"{self.names[0]}@{REALM}"
+        return f"{self.names[0]}@{self.realm}"
 
 
 PRINCIPALS: tuple[PrincipalSpec, ...] = (
@@ -80,4 +87,8 @@ PRINCIPALS: tuple[PrincipalSpec, ...] = (
     PrincipalSpec("dhcp2", ("DHCP2$",), "dhcp2.keytab"),
     PrincipalSpec("dhcp3", ("DHCP3$",), "dhcp3.keytab"),
     PrincipalSpec("http", (f"HTTP/{PROXY_HOST}",), "http.keytab"),
+    # FOREST_REALM: ns2's key joins its keytab (BIND accepts any key there), and the
+    # other forest's service account
+    PrincipalSpec("forest-dns2", (f"DNS/{NS2_HOST}",), "dns2.keytab", FOREST_REALM),
+    PrincipalSpec("forest-svc", (SERVICE_ACCOUNT,), "forest-svc.keytab", FOREST_REALM),
 )

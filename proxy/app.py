@@ -8,7 +8,10 @@ logged, not fatal: the first request retries) and tells systemd READY=1.
 :meth:`reload` builds a new pipeline from a new configuration and swaps it in:
 requests in flight finish on the old one, an invalid configuration is rejected with
 one log line and the running one stays; upstreams whose address, port, host name,
-kind and pool size are unchanged keep their security contexts. Listener settings
+kind, pool size and signing account are unchanged keep their security contexts. An
+upstream with ``credentials`` signs as that ``[credentials.<name>]`` account (each
+account's ticket renewed from its own keytab; an unchanged one kept across reloads) and
+its label, in logs, audit rows and metrics, ends in ``as <principal>``. Listener settings
 need a restart. Upstream entries with ``discover`` run as the servers last found in
 DNS (:mod:`proxy.discovery`): looked up at start and then periodically, a change is
 swapped in like a reload. :meth:`stop` drains in-flight requests, then stops the HTTP
@@ -34,10 +37,11 @@ from acl.domain_controllers import DomainControllerNames
 from core.schema import ConfigError
 from kerberos.contexts import ContextPool
 from kerberos.credentials import KeytabCredentials
+from kerberos.errors import KerberosError
 from kerberos.tkey import NegotiatedKey, negotiate
 from proxy import sdnotify
 from proxy.audit.store import AuditStore, start_audit
-from proxy.config import Config, KerberosConfig, UpstreamConfig, load_config
+from proxy.config import Config, CredentialsConfig, KerberosConfig, UpstreamConfig, load_config
 from proxy.dialects import DIALECTS
 from proxy.discovery import Discovery
 from proxy.handler import Observer, RequestHandler
@@ -63,7 +67,8 @@ from proxy.upstream import UpstreamTransport
 
 log = logging.getLogger("dnsupdate_proxy.app")
 
-UpstreamKey = tuple[str, int, str, str, int]
+# address, port, host name, kind, pool size; credentials name, principal, keytab; realm
+UpstreamKey = tuple[str, int, str, str, int, str | None, str, str, str | None]
 
 
 class ProxyApp:
@@ -76,6 +81,7 @@ class ProxyApp:
         config = self.config = self.discovery.expand(config)  # what runs
         self.config_path = config_path
         self.credentials = self._credentials(config.kerberos)
+        self.named_credentials = self._named_credentials(config, {})  # [credentials.*]
         self._upstreams: dict[UpstreamKey, Upstream] = {}
         self.serialize = SerializeStage()  # kept across reloads: in-flight state
         self.replay_memory = ReplayMemory(config.listen.tsig_window,
@@ -103,13 +109,39 @@ class ProxyApp:
     @property
     def upstreams(self) -> list[Upstream]:
         """The upstreams of the running configuration, in order of preference."""
-        return [self._upstreams[_key(u)] for u in self.config.upstreams]
+        return [self._upstreams[_key(u, self.config)] for u in self.config.upstreams]
 
     @staticmethod
     def _credentials(cfg: KerberosConfig) -> KeytabCredentials:
         if cfg.krb5_config:
             os.environ["KRB5_CONFIG"] = cfg.krb5_config
         return KeytabCredentials(cfg.principal, cfg.keytab, cfg.refresh_before)
+
+    @staticmethod
+    def _named_credentials(config: Config, old: dict[str, KeytabCredentials],
+                           ) -> dict[str, KeytabCredentials]:
+        """One source of tickets per ``[credentials.<name>]``, each renewed from its own
+        keytab; an account of ``old`` with the same principal, keytab and renewal keeps
+        its ticket."""
+        refresh = config.kerberos.refresh_before
+        found = {}
+        for name, account in config.credentials.items():
+            kept = old.get(name)
+            same = kept is not None and (kept.principal, kept.keytab, kept.refresh_before) == (
+                account.principal, account.keytab, refresh)
+            found[name] = kept if same and kept is not None else KeytabCredentials(
+                account.principal, account.keytab, refresh)
+        return found
+
+    def _signer(self, name: str | None) -> KeytabCredentials:
+        """The credentials an upstream signs with: ``[credentials.<name>]``, or
+        ``[kerberos]`` without a name."""
+        if name is None:
+            return self.credentials
+        found = self.named_credentials.get(name)
+        if found is None:  # a retired server's request, after a reload removed the account
+            raise KerberosError(f"sign as credentials {name!r}", "no longer configured")
+        return found
 
     def _build(self, config: Config) -> Pipeline:
         upstreams = [self._upstream(u) for u in config.upstreams]
@@ -146,18 +178,22 @@ class ProxyApp:
         return DomainControllerNames(self.groups.authority.resolver.directory)
 
     def _upstream(self, cfg: UpstreamConfig) -> Upstream:
-        key = _key(cfg)
+        key = _key(cfg, self.config)
         zones = frozenset(dns.name.from_text(z) for z in cfg.zones)
         if key in self._upstreams:
             self._upstreams[key].dhcid = cfg.has_dhcid()
             self._upstreams[key].zones = zones
             return self._upstreams[key]
+        account = _account(cfg, self.config)
         label = f"{cfg.hostname}({cfg.address}#{cfg.port})"
+        if account is not None:
+            label += f" as {account.principal}"
+        realm = cfg.realm or (account.realm if account is not None else None)
 
         async def negotiate_context() -> NegotiatedKey:
-            creds = await asyncio.to_thread(self.credentials.get)
+            creds = await asyncio.to_thread(self._signer(cfg.credentials).get)
             return await negotiate(cfg.address, cfg.hostname, creds, port=cfg.port,
-                                   timeout=self.config.forward.tkey_timeout)
+                                   timeout=self.config.forward.tkey_timeout, realm=realm)
 
         pool = ContextPool(label, negotiate_context, cfg.pool_size,
                            self.config.forward.context_lifetime)
@@ -195,6 +231,8 @@ class ProxyApp:
         it in; False if it cannot be built (the running one stays)."""
         new = self.discovery.expand(declared)
         old_config, old_credentials = self.config, self.credentials
+        old_named = self.named_credentials
+        self.named_credentials = self._named_credentials(new, old_named)
         if new.kerberos != old_config.kerberos:
             self.credentials = self._credentials(new.kerberos)
             retired = list(self._upstreams.values())
@@ -210,12 +248,12 @@ class ProxyApp:
             pipeline = self._build(new)
         except Exception as exc:
             self.config, self.credentials, self.groups = old_config, old_credentials, old_groups
-            self.dc_names = old_dcs
+            self.dc_names, self.named_credentials = old_dcs, old_named
             log.error("reload rejected, keeping the running configuration: %s", exc)
             return False
         if old_groups is not None and old_groups is not self.groups:
             asyncio.get_running_loop().create_task(old_groups.close())
-        used = {_key(u) for u in new.upstreams}
+        used = {_key(u, new) for u in new.upstreams}
         retired += [u for k, u in list(self._upstreams.items()) if k not in used]
         self._upstreams = {k: u for k, u in self._upstreams.items() if k in used}
         self.pipeline = self.handler.pipeline = pipeline
@@ -408,5 +446,15 @@ def tune_interpreter() -> None:
     sys.setswitchinterval(0.0005)
 
 
-def _key(cfg: UpstreamConfig) -> UpstreamKey:
-    return (cfg.address, cfg.port, cfg.hostname, cfg.kind, cfg.pool_size)
+def _account(cfg: UpstreamConfig, config: Config) -> CredentialsConfig | None:
+    """The ``[credentials.<name>]`` account ``cfg`` signs as; None: ``[kerberos]``."""
+    return None if cfg.credentials is None else config.credentials[cfg.credentials]
+
+
+def _key(cfg: UpstreamConfig, config: Config) -> UpstreamKey:
+    """What an upstream's security contexts depend on (its server and its account)."""
+    account = _account(cfg, config)
+    principal, keytab = ((account.principal, account.keytab) if account is not None
+                         else (config.kerberos.principal, config.kerberos.keytab))
+    return (cfg.address, cfg.port, cfg.hostname, cfg.kind, cfg.pool_size, cfg.credentials,
+            principal, keytab, cfg.realm)

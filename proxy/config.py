@@ -119,9 +119,22 @@ class ListenConfig:
         return problems
 
 
+def _account_problems(path: str, principal: str, keytab: str) -> list[str]:
+    """A service account's principal without realm, or its keytab missing or unreadable."""
+    problems = []
+    if "@" not in principal:
+        problems.append(f"{path}.principal: {principal!r} needs a realm (name@REALM)")
+    if not os.path.isfile(keytab):
+        problems.append(f"{path}.keytab: file {keytab!r} does not exist")
+    elif not os.access(keytab, os.R_OK):
+        problems.append(f"{path}.keytab: file {keytab!r} is not readable")
+    return problems
+
+
 @dataclass
 class KerberosConfig:
-    """The one service account the proxy signs every forwarded update as."""
+    """The service account the proxy signs forwarded updates as (every upstream without
+    its own credentials), and binds to the directory as."""
 
     principal: str = setting(doc="Service principal, e.g. 'svc-dnsproxy@EXAMPLE.TEST'.")
     keytab: str = setting(doc="Keytab file holding the service principal's keys.")
@@ -133,16 +146,30 @@ class KerberosConfig:
     )
 
     def check(self, path: str) -> list[str]:
-        problems = []
-        if "@" not in self.principal:
-            problems.append(f"{path}.principal: {self.principal!r} needs a realm (name@REALM)")
-        if not os.path.isfile(self.keytab):
-            problems.append(f"{path}.keytab: file {self.keytab!r} does not exist")
-        elif not os.access(self.keytab, os.R_OK):
-            problems.append(f"{path}.keytab: file {self.keytab!r} is not readable")
+        problems = _account_problems(path, self.principal, self.keytab)
         if self.krb5_config and not os.path.isfile(self.krb5_config):
             problems.append(f"{path}.krb5_config: file {self.krb5_config!r} does not exist")
         return problems
+
+
+@dataclass
+class CredentialsConfig:
+    """Another service account (``[credentials.<name>]``), for the upstreams of a zone
+    that does not accept the ``[kerberos]`` one: another domain or forest."""
+
+    principal: str = setting(
+        doc="Its principal, e.g. 'svc-dnsproxy@BRANCH.EXAMPLE.NET'. krb5.conf "
+        "(kerberos.krb5_config) must know the realm's KDCs."
+    )
+    keytab: str = setting(doc="Keytab file holding its keys.")
+
+    def check(self, path: str) -> list[str]:
+        return _account_problems(path, self.principal, self.keytab)
+
+    @property
+    def realm(self) -> str:
+        """The principal's realm."""
+        return self.principal.rpartition("@")[2]
 
 
 @dataclass
@@ -192,10 +219,23 @@ class UpstreamConfig:
     discover_refresh: float = setting(
         300.0, doc="With discover: seconds between lookups (10 s while none succeeded yet)."
     )
+    credentials: str | None = setting(
+        None, doc="Sign as the account [credentials.<this name>] instead of [kerberos] (a "
+        "zone of another domain or forest that does not accept that account). The server's "
+        "label in logs, audit rows and metrics then ends in 'as <principal>'."
+    )
+    realm: str | None = setting(
+        None, doc="Realm of the server's service principal DNS/<hostname>@<realm>. Default: "
+        "with credentials, that account's realm; else the realm krb5.conf maps the host "
+        "name to ([domain_realm])."
+    )
 
     def check(self, path: str) -> list[str]:
         problems = [f"{path}.zones: {z!r} is not a valid zone name"
                     for z in self.zones if _bad_name(z)]
+        if self.realm is not None and (not self.realm or not self.realm.isprintable()
+                                       or any(c in self.realm for c in "@/ ")):
+            problems.append(f"{path}.realm: {self.realm!r} is not a Kerberos realm")
         if self.discover is not None:
             problems += self._discovery_problems(path)
         elif not self.address:
@@ -318,8 +358,16 @@ class Config:
     """The whole proxy configuration (one TOML file)."""
 
     zones: list[str] = setting(doc="Zones the proxy relays updates for; others get NOTAUTH.")
-    kerberos: KerberosConfig = setting(doc="Signing identity.")
+    kerberos: KerberosConfig = setting(
+        doc="Signing identity (of every upstream without credentials) and directory binds."
+    )
     upstreams: list[UpstreamConfig] = setting(doc="DNS servers, in order of preference.")
+    credentials: dict[str, CredentialsConfig] = setting(
+        factory=dict, doc="Further service accounts, each [credentials.<name>] with principal "
+        "(e.g. 'svc-dnsproxy@BRANCH.EXAMPLE.NET'; krb5.conf must know its realm's KDCs) and "
+        "keytab, for the upstreams with credentials = '<name>' (docs/deployment-ad.md, 'HA "
+        "and several domains'). Tickets renew like [kerberos]'s (refresh_before)."
+    )
     listen: ListenConfig = setting(factory=ListenConfig, doc="Listeners.")
     forward: ForwardConfig = setting(factory=ForwardConfig, doc="Retry/failover policy.")
     tsig_keys: list[TsigKeyConfig] = setting(factory=list, doc="Inbound HMAC-TSIG keys.")
@@ -363,6 +411,10 @@ class Config:
         names = [dns.name.from_text(k.name) for k in self.tsig_keys]
         if len(set(names)) != len(names):
             problems.append("tsig_keys: a key name is used twice")
+        problems += [f"upstreams[{i}].credentials: {u.credentials!r} is not defined (add a "
+                     f"[credentials.{u.credentials}] table)"
+                     for i, u in enumerate(self.upstreams)
+                     if u.credentials is not None and u.credentials not in self.credentials]
         problems += self._routing_problems()
         if (self.ownership_db and not _not_a_file(self.ownership_db)
                 and not os.path.isdir(os.path.dirname(self.ownership_db) or ".")):

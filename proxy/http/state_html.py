@@ -57,7 +57,9 @@ def status(data: Mapping[str, Any]) -> str:
         '<a href="/api/v1/status">JSON</a> · <a href="/readyz">/readyz</a> · '
         '<a href="/metrics">/metrics</a></p>'
         + _readiness(data) + _upstreams(data["upstreams"]) + _directory(data["directory"])
-        + _kerberos(data["kerberos"]) + _audit(data["audit"]) + _traffic(data["traffic"])
+        + _kerberos(data["kerberos"])
+        + "".join(_kerberos(k, f"Credentials {name}") for name, k in data["credentials"].items())
+        + _audit(data["audit"]) + _traffic(data["traffic"])
     )
 
 
@@ -110,14 +112,15 @@ def _directory(d: Mapping[str, Any] | None) -> str:
     return head + _dl(items)
 
 
-def _kerberos(k: Mapping[str, Any]) -> str:
+def _kerberos(k: Mapping[str, Any], title: str = "Kerberos") -> str:
     items = [
         ("Principal", e(k["principal"])), ("Keytab", e(k["keytab"])),
         ("Credentials", _flag(k["valid"], "acquired", e(k["last_error"] or "not acquired"))),
         ("Ticket expires", when(k["ticket_expires"])),
         ("Acquisitions", e(k["acquisitions"])),
     ]
-    return '<h2 id="kerberos">Kerberos</h2>' + _dl(items)
+    anchor = ' id="kerberos"' if title == "Kerberos" else ""
+    return f"<h2{anchor}>{e(title)}</h2>" + _dl(items)
 
 
 def _audit(a: Mapping[str, Any] | None) -> str:

@@ -4,10 +4,10 @@
 is) at call time: each upstream (kind, address, contexts usable / in use /
 negotiating, negotiations, last contact and error), the directory (state, membership
 strategy, cached decisions, last refresh, grace), the Kerberos credentials
-(principal, ticket expiry), the audit store (queue, drops, rows, bytes), the
-readiness checks of ``/readyz``, and from the audit log the requests by outcome of
-the last hour and day and the senders refused most in the last day. Times are ISO
-8601 in UTC.
+(principal, ticket expiry; also of each ``[credentials.<name>]`` account), the audit
+store (queue, drops, rows, bytes), the readiness checks of ``/readyz``, and from the
+audit log the requests by outcome of the last hour and day and the senders refused
+most in the last day. Times are ISO 8601 in UTC.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class ProxyState(Protocol):
 
     config: Config
     credentials: KeytabCredentials
+    named_credentials: dict[str, KeytabCredentials]  # [credentials.<name>]
     groups: GroupsStage | None
     audit: AuditStore | None
     pipeline: Pipeline  # the request path (``/explain`` runs it)
@@ -180,6 +181,7 @@ async def gather(state: ProxyState, db: AuditDatabase, readiness: Readiness) -> 
         "upstreams": [upstream_status(u) for u in state.upstreams],
         "directory": directory_status(state),
         "kerberos": kerberos_status(state.credentials),
+        "credentials": {name: kerberos_status(c) for name, c in state.named_credentials.items()},
         "audit": await audit_status(state.audit) if state.audit is not None else None,
         "traffic": await traffic(db, now),
     }

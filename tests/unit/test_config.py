@@ -166,3 +166,28 @@ def test_dhcid_support_must_agree_within_a_zone_only(keytab: Path) -> None:
         "upstreams: of the servers of 'branch.test' some store DHCID and some do not; give "
         "them the same dhcid setting (the proxy's ownership store must see every update of "
         "the zone)"]
+
+
+# ---------------------------------------------------------------- per-upstream credentials
+def credentials(name: str, principal: str, keytab: Path | str) -> str:
+    """One ``[credentials.<name>]`` table."""
+    return f'\n[credentials.{name}]\nprincipal = "{principal}"\nkeytab = "{keytab}"\n'
+
+
+def test_an_upstream_may_sign_as_another_account(keytab: Path) -> None:
+    cfg = parse_config(routed(keytab, upstream("127.0.1.53", '"example.test"')
+                              + upstream("127.0.1.54", '"branch.test"', 'credentials = "b"\n')
+                              + credentials("b", "svc@BRANCH.TEST", keytab)))
+    assert [u.credentials for u in cfg.upstreams] == [None, "b"]
+    assert cfg.credentials["b"].realm == "BRANCH.TEST" and cfg.upstreams[1].realm is None
+
+
+def test_unknown_credentials_bad_accounts_and_realms_are_refused(keytab: Path) -> None:
+    assert problems_of(routed(keytab, upstream("127.0.1.53", '"example.test"')
+                              + upstream("127.0.1.54", '"branch.test"',
+                                         'credentials = "nope"\nrealm = "DNS/X@Y"\n')
+                              + credentials("other", "svc", keytab.parent / "none.keytab"))) == [
+        "upstreams[1].realm: 'DNS/X@Y' is not a Kerberos realm",
+        "credentials.other.principal: 'svc' needs a realm (name@REALM)",
+        f"credentials.other.keytab: file '{keytab.parent}/none.keytab' does not exist",
+        "upstreams[1].credentials: 'nope' is not defined (add a [credentials.nope] table)"]

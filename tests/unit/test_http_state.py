@@ -71,6 +71,7 @@ class State:
     groups: GroupsStage | None
     audit: AuditStore | None
     upstreams: list[Upstream] = field(default_factory=list)
+    named_credentials: dict[str, KeytabCredentials] = field(default_factory=dict)
 
 
 async def _fails() -> NegotiatedKey:
@@ -100,7 +101,8 @@ async def state(store: AuditStore) -> AsyncIterator[State]:
                                         ManualClock()))
     credentials = KeytabCredentials("svc-dnsproxy@EXAMPLE.TEST", "/etc/dnsupdate-proxy/svc.keytab")
     credentials.expires_at = time.time() + 7200
-    s = State(config, credentials, groups, store, upstreams)
+    forest = KeytabCredentials("svc-dnsproxy@FOREST.TEST", "/etc/dnsupdate-proxy/forest.keytab")
+    s = State(config, credentials, groups, store, upstreams, {"forest": forest})
     yield s
     await groups.close()
     for u in upstreams:
@@ -185,6 +187,8 @@ async def test_status_api_reports_each_part(http: TestClient, state: State) -> N
     kerberos = data["kerberos"]
     assert kerberos["principal"] == "svc-dnsproxy@EXAMPLE.TEST"
     assert kerberos["valid"] is False and kerberos["ticket_expires"].endswith("+00:00")
+    forest = data["credentials"]["forest"]  # a [credentials.<name>] account, with its ticket
+    assert forest["principal"] == "svc-dnsproxy@FOREST.TEST" and forest["valid"] is False
 
     audit = data["audit"]
     assert audit["rows"] == 8 and audit["queue_rows"] == 0 and audit["written"] == 8
@@ -204,7 +208,8 @@ async def test_status_page_shows_the_same(http: TestClient, state: State) -> Non
     assert '<a href="/status">Status</a>' in text and "not ready" in text
     for part in ("Upstreams", "ns1(127.0.0.1#", "answering", "failing", "no answer in time",
                  "1 / 0 / 0", "Directory", "reachable", "iterative", "DnsUpdateProxy",
-                 "Kerberos", "svc-dnsproxy@EXAMPLE.TEST", "Audit store", "8 rows",
+                 "Kerberos", "svc-dnsproxy@EXAMPLE.TEST", "Credentials forest",
+                 "svc-dnsproxy@FOREST.TEST", "Audit store", "8 rows",
                  "Requests by outcome", "unknown-sender", "Most refused senders",
                  "203.0.113.9", "/readyz", " UTC"):
         assert part in text, part

@@ -25,12 +25,14 @@ def test_named_conf_grants_only_the_service_account() -> None:
     assert 'zone "example.test"' in text and 'zone "1.0.10.in-addr.arpa"' in text
 
 
-def test_second_named_serves_only_the_branch_zone() -> None:
+def test_second_named_serves_the_branch_and_the_other_forests_zone() -> None:
     text = configs.named2_conf(LAB)
     assert "listen-on port 53 { 127.0.1.54; };" in text
     assert f'tkey-gssapi-keytab "{LAB}/keytabs/dns2.keytab";' in text
-    assert re.findall(r'zone "([^"]+)"', text) == ["branch.test"]
-    assert "grant svc-dnsproxy@EXAMPLE.TEST zonesub A AAAA DHCID TXT;" in text
+    assert re.findall(r'zone "([^"]+)"', text) == ["branch.test", "forest.test"]
+    # each zone grants exactly one realm's service account
+    assert re.findall(r"grant (\S+) zonesub", text) == ["svc-dnsproxy@EXAMPLE.TEST",
+                                                         "svc-dnsproxy@FOREST.TEST"]
     assert "ns2.example.test." in configs.branch_zone()
 
 
@@ -66,6 +68,18 @@ def test_kdc_conf_listens_on_the_kdc_address() -> None:
     text = configs.kdc_conf(LAB)
     assert "kdc_listen = 127.0.1.88:88" in text
     assert f"database_name = {LAB}/kdc/principal" in text
+    assert f"database_name = {LAB}/kdc/forest.test.principal" in text  # its own database
+
+
+def test_the_second_realm_has_its_own_principals_and_krb5_conf_knows_it() -> None:
+    script = configs.kadmin_script(LAB, "FOREST.TEST").splitlines()
+    assert script == ["addprinc -randkey DNS/ns2.example.test", "addprinc -randkey svc-dnsproxy",
+                      f"ktadd -norandkey -k {LAB}/keytabs/dns2.keytab DNS/ns2.example.test",
+                      f"ktadd -norandkey -k {LAB}/keytabs/forest-svc.keytab svc-dnsproxy"]
+    assert "FOREST.TEST = {\n        kdc = 127.0.1.88" in configs.krb5_conf(LAB)
+    files = configs.render(LAB)
+    assert files["kdc/kadmin.commands"] == configs.kadmin_script(LAB)
+    assert files["kdc/kadmin.forest.test.commands"] == "\n".join(script) + "\n"
 
 
 def test_kadmin_script_creates_every_principal_and_keytab() -> None:

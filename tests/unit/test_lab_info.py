@@ -39,7 +39,12 @@ def test_lab_json_content(tmp_path: Path) -> None:
         "aliases": [],
     }
     assert set(data["principals"]) == {"dns", "dns2", "ldap", "svc", "dhcp1", "dhcp2", "dhcp3",
-                                       "http"}
+                                       "http", "forest-dns2", "forest-svc"}
+    assert data["principals"]["forest-svc"] == {
+        "principal": "svc-dnsproxy@FOREST.TEST",
+        "keytab": f"{tmp_path}/keytabs/forest-svc.keytab",
+        "aliases": [],
+    }
     assert data["ldap_url"] == "ldap://127.0.1.89/"
     assert data["group_dn"] == "cn=DnsUpdateProxy,cn=Users,dc=example,dc=test"
     assert (data["rootdn"], data["rootpw"]) == ("cn=admin,dc=example,dc=test", "labadmin")
