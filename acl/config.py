@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+import dns.exception
+import dns.name
 from ldap3.core.exceptions import LDAPInvalidFilterError
 from ldap3.operation.search import parse_filter
 
@@ -50,6 +52,28 @@ def _filter_problem(text: str) -> str | None:
     return None
 
 
+def discovery_problems(path: str, discover: str | None, site: str | None,
+                       nameservers: list[str], refresh: float) -> list[str]:
+    """The problems of the settings that find servers in DNS (``discover``, ``site``,
+    ``nameservers``, ``discover_refresh``), of ``[directory]`` and ``[[upstreams]]``."""
+    problems = [f"{path}.nameservers: {a!r} is not an IP address"
+                for a in nameservers if not is_address(a)]
+    for key, value in (("discover", discover), ("site", site)):
+        if value is not None and not _is_domain(value):
+            problems.append(f"{path}.{key}: {value!r} is not a valid domain name")
+    if refresh <= 0:
+        problems.append(f"{path}.discover_refresh: must be positive")
+    return problems
+
+
+def _is_domain(text: str) -> bool:
+    try:
+        dns.name.from_text(text)
+    except dns.exception.DNSException:
+        return False
+    return bool(text.strip("."))
+
+
 @functools.lru_cache(maxsize=4096)
 def is_address(text: str) -> bool:
     """True if ``text`` is an IPv4 or IPv6 address (an identity without an account)."""
@@ -64,10 +88,34 @@ def is_address(text: str) -> bool:
 class DirectoryConfig:
     """The directory (Active Directory or OpenLDAP) that says who may send updates."""
 
-    urls: list[str] = setting(
-        doc="LDAP servers, tried in order: 'ldap://host[:port]' or 'ldaps://host[:port]'."
-    )
     base_dn: str = setting(doc="Search base for accounts and groups, e.g. 'dc=example,dc=test'.")
+    urls: list[str] = setting(
+        factory=list,
+        doc="LDAP servers, tried in order: 'ldap://host[:port]' or 'ldaps://host[:port]' "
+        "(required, unless discover).",
+    )
+    discover: str | None = setting(
+        None, doc="Instead of urls: an AD domain whose domain controllers serve the "
+        "directory, found from the SRV records _ldap._tcp.dc._msdcs.<domain> (each "
+        "target's A/AAAA records; its service principal ldap/<target>), in SRV order (as "
+        "upstreams[].discover). Looked up at start and every discover_refresh seconds; the "
+        "last answer is kept while lookups fail."
+    )
+    site: str | None = setting(
+        None, doc="With discover: the AD site whose DCs come first "
+        "(_ldap._tcp.<site>._sites.dc._msdcs.<domain>)."
+    )
+    nameservers: list[str] = setting(
+        factory=list, doc="With discover: the DNS servers to ask (default: the system's "
+        "resolver)."
+    )
+    discover_refresh: float = setting(
+        300.0, doc="With discover: seconds between lookups (10 s while none succeeded yet)."
+    )
+    discover_scheme: Literal["ldap", "ldaps"] = setting(
+        "ldap", doc="With discover: 'ldap' (the SRV record's port, 389; TLS with start_tls) "
+        "or 'ldaps' (port 636)."
+    )
     groups: list[str] = setting(
         factory=lambda: ["DnsUpdateProxy"],
         doc="Authorized groups, by name (group_name_attribute) or DN. Membership is "
@@ -163,8 +211,7 @@ class DirectoryConfig:
     def check(self, path: str) -> list[str]:
         """Semantic problems, one line each."""
         problems = [f"{path}.urls: {p}" for u in self.urls if (p := _url_problem(u))]
-        if not self.urls:
-            problems.append(f"{path}.urls: at least one LDAP server is needed")
+        problems += self._discovery_problems(path)
         if not self.groups:
             problems.append(f"{path}.groups: at least one authorized group is needed")
         problems += self._check_auth(path)
@@ -187,6 +234,19 @@ class DirectoryConfig:
             problems.append(f"{path}.hostnames: unused unless identity_from_dns_hostname = true")
         return problems
 
+    def _discovery_problems(self, path: str) -> list[str]:
+        if self.discover is None:
+            return [] if self.urls else [
+                f"{path}.urls: at least one LDAP server is needed (or discover)"]
+        problems = []
+        if self.urls:
+            problems.append(f"{path}: give urls, or discover, not both")
+        if self.sasl_host:
+            problems.append(f"{path}.sasl_host: not with discover (each server found is "
+                            "ldap/<its SRV target>)")
+        return problems + discovery_problems(path, self.discover, self.site, self.nameservers,
+                                             self.discover_refresh)
+
     def _check_auth(self, path: str) -> list[str]:
         problems = []
         if self.ca_file and not os.path.isfile(self.ca_file):
@@ -201,6 +261,10 @@ class DirectoryConfig:
         elif self.bind_password_file and not os.path.isfile(self.bind_password_file):
             problems.append(f"{path}.bind_password_file: file {self.bind_password_file!r} "
                             "does not exist")
+        if self.discover is not None:
+            problems.append(f"{path}: auth = 'simple' with discover would send the password "
+                            "to whichever host the SRV records name; use auth = 'gssapi' "
+                            "(mutual authentication, no reusable secret sent) or urls")
         plain = [u for u in self.urls if u.startswith("ldap://")]
         if plain and not self.start_tls:
             problems.append(f"{path}: auth = 'simple' over {plain[0]} would send the password "

@@ -3,7 +3,9 @@
 Binds are either SASL GSSAPI as the proxy's service account, from the same keytab
 that signs the updates (the ticket lives in a private in-memory ccache, renewed
 from the keytab by GSS-API), or a simple bind over LDAPS/StartTLS. Servers are
-tried in configuration order. Blocking: call from a worker thread.
+tried in order: the configured ``urls``, or the servers found in DNS
+(``directory.discover``), which the proxy hands over with :meth:`Connector.use`.
+Blocking: call from a worker thread.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import math
 import ssl
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -30,6 +33,15 @@ class ServiceAccount:
 
     principal: str
     keytab: str
+
+
+@dataclass(frozen=True, slots=True)
+class LdapServer:
+    """One directory server: its URL, and the host name of its service principal
+    ``ldap/<host>`` and TLS certificate (None: ``directory.sasl_host``, else the URL's)."""
+
+    url: str
+    host: str | None = None
 
 
 def describe_error(exc: BaseException) -> str:
@@ -60,26 +72,36 @@ class Connector:
         self.account = account
         # one private ccache per connector: connections share the service ticket
         self.ccache = f"MEMORY:dnsupdate-proxy-ldap-{uuid.uuid4().hex}"
+        self.servers = tuple(LdapServer(url) for url in config.urls)
+
+    def use(self, servers: Sequence[LdapServer]) -> None:
+        """Connect to ``servers`` from now on (connections already open stay)."""
+        self.servers = tuple(servers)
 
     def open(self) -> ldap3.Connection:
         """A bound connection; raises DirectoryUnavailable naming every server's failure."""
+        servers = self.servers
+        if not servers:
+            raise DirectoryUnavailable(f"no directory server found in DNS for "
+                                       f"{self.config.discover} yet")
         failures = []
-        for url in self.config.urls:
+        for server in servers:
             try:
-                return self._open(url)
+                return self._open(server)
             except (LDAPException, OSError, gssapi.exceptions.GSSError) as exc:
-                failures.append(f"{url}: {describe_error(exc)}")
+                failures.append(f"{server.url}: {describe_error(exc)}")
         raise DirectoryUnavailable("cannot connect and bind to " + "; ".join(failures))
 
-    def _open(self, url: str) -> ldap3.Connection:
-        parts = urlsplit(url)
+    def _open(self, target: LdapServer) -> ldap3.Connection:
+        parts = urlsplit(target.url)
         host = parts.hostname or ""
+        name = target.host or self.config.sasl_host  # of the certificate and principal
         use_ssl = parts.scheme == "ldaps"
         server = ldap3.Server(
             host,
             port=parts.port or (636 if use_ssl else 389),
             use_ssl=use_ssl,
-            tls=self._tls(host) if use_ssl or self.config.start_tls else None,
+            tls=self._tls(host, name) if use_ssl or self.config.start_tls else None,
             get_info=ldap3.NONE,
             connect_timeout=self.config.timeout,
         )
@@ -90,7 +112,7 @@ class Connector:
             raise_exceptions=True,
             auto_referrals=False,
             read_only=True,
-            **self._credentials(host),
+            **self._credentials(name or host),
         )
         try:
             conn.open()
@@ -103,13 +125,12 @@ class Connector:
             raise
         return conn
 
-    def _tls(self, host: str) -> ldap3.Tls:
-        names = [self.config.sasl_host] if self.config.sasl_host else None
+    def _tls(self, host: str, name: str | None) -> ldap3.Tls:
         return ldap3.Tls(
             validate=ssl.CERT_REQUIRED,
             ca_certs_file=self.config.ca_file,
-            valid_names=names,
-            sni=self.config.sasl_host or host,
+            valid_names=[name] if name else None,
+            sni=name or host,
         )
 
     def _credentials(self, host: str) -> dict[str, object]:
@@ -122,6 +143,6 @@ class Connector:
             "sasl_mechanism": ldap3.KERBEROS,
             "user": self.account.principal,
             # target principal ldap/<host>; ldap3 would otherwise use the URL's IP
-            "sasl_credentials": (self.config.sasl_host or host,),
+            "sasl_credentials": (host,),
             "cred_store": {"client_keytab": self.account.keytab, "ccache": self.ccache},
         }

@@ -16,6 +16,7 @@ from lab.topology import (
     BRANCH_ZONE,
     DC_OU,
     DIRECTORY_DCS,
+    DIRECTORY_SITE,
     DOMAIN,
     DOWN_DC_HOST,
     DOWN_DC_IP,
@@ -23,6 +24,7 @@ from lab.topology import (
     FOREST_ZONE,
     HOSTNAMES,
     KDC_IP,
+    LDAP_HOST,
     LDAP_IP,
     LOAD_REVERSE_ZONE,
     MEMBEROF_FLAVOURS,
@@ -247,6 +249,8 @@ def forward_zone() -> str:
         f"_ldap._tcp.dc._msdcs IN SRV 0 100 389 {DOWN_DC_HOST}.\n"
         f"_ldap._tcp.dc._msdcs IN SRV 10 100 389 {NS_HOST}.\n"
         f"_ldap._tcp.{SITE}._sites.dc._msdcs IN SRV 0 100 389 {NS_HOST}.\n"
+        f"_ldap._tcp.{DIRECTORY_SITE}._sites.dc._msdcs IN SRV 0 100 389 {DOWN_DC_HOST}.\n"
+        f"_ldap._tcp.{DIRECTORY_SITE}._sites.dc._msdcs IN SRV 10 100 389 {LDAP_HOST}.\n"
         f"{DOWN_DC_HOST}. IN A {DOWN_DC_IP}\n"
     )
 

@@ -35,6 +35,9 @@ DOWN_DC_IP = "127.0.1.99"
 DOWN_DC_HOST = "dc-down.example.test"
 #: The AD site whose DC (ns) the SRV records list first.
 SITE = "Lab-Site"
+#: The AD site whose DCs serve the directory: dc-down first (nothing listens), then ldap
+#: (slapd): the directory's servers discovered from DNS, and failover among them.
+DIRECTORY_SITE = "Directory-Site"
 KDC_IP = "127.0.1.88"  # kdc.example.test   krb5kdc
 LDAP_IP = "127.0.1.89"  # ldap.example.test  slapd
 PROXY_IP = "127.0.1.10"  # proxy.example.test where the proxy listens

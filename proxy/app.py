@@ -14,8 +14,9 @@ account's ticket renewed from its own keytab; an unchanged one kept across reloa
 its label, in logs, audit rows and metrics, ends in ``as <principal>``. Listener settings
 need a restart. Upstream entries with ``discover`` run as the servers last found in
 DNS (:mod:`proxy.discovery`): looked up at start and then periodically, a change is
-swapped in like a reload. :meth:`stop` drains in-flight requests, then stops the HTTP
-interface and flushes the audit log.
+swapped in like a reload; a ``[directory]`` with ``discover`` connects to the servers
+last found (handed to its connector, the decision cache stays). :meth:`stop` drains
+in-flight requests, then stops the HTTP interface and flushes the audit log.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from aiohttp import web
 
 from acl.decision import DirectoryUnavailable
 from acl.domain_controllers import DomainControllerNames
+from acl.ldap_directory import LdapDirectory
 from core.schema import ConfigError
 from kerberos.contexts import ContextPool
 from kerberos.credentials import KeytabCredentials
@@ -243,6 +245,7 @@ class ProxyApp:
         if (new.directory, new.kerberos) != (old_config.directory, old_config.kerberos):
             self.groups = self._groups(new)  # a new directory cache
             self.dc_names = self._dc_names(new)
+            self._use_directory_servers(new)
         try:
             self.config = new
             pipeline = self._build(new)
@@ -264,9 +267,20 @@ class ProxyApp:
         return True
 
     async def _discover(self) -> None:
-        """Look the ``discover`` entries up again; swap the new servers in if they changed."""
+        """Look the ``discover`` entries up again; swap the new servers in if they changed
+        (the directory's: hand them to its connector)."""
         if await self.discovery.refresh(self.declared) and self._swap(self.declared):
             log.info("upstreams now: %s", ", ".join(u.label for u in self.upstreams))
+        if await self.discovery.refresh_directory(self.declared):
+            self._use_directory_servers(self.declared)
+
+    def _use_directory_servers(self, config: Config) -> None:
+        """Point the directory at the servers found in DNS for ``config``'s ``[directory]
+        discover``."""
+        servers = self.discovery.directory_servers(config)
+        directory = self.groups.authority.resolver.directory if self.groups else None
+        if servers is not None and isinstance(directory, LdapDirectory):
+            directory.connector.use(servers)
 
     async def _discover_loop(self) -> None:
         while True:

@@ -19,7 +19,7 @@ from typing import Literal
 import dns.name
 import dns.tsig
 
-from acl.config import DirectoryConfig, is_address
+from acl.config import DirectoryConfig, discovery_problems, is_address
 from acl.policy.config import PolicyConfig
 from core.schema import ConfigError, build, setting
 from proxy.audit.config import AuditConfig
@@ -252,16 +252,10 @@ class UpstreamConfig:
         return problems
 
     def _discovery_problems(self, path: str) -> list[str]:
-        problems = [f"{path}.nameservers: {a!r} is not an IP address"
-                    for a in self.nameservers if not is_address(a)]
-        if self.address or self.hostname:
-            problems.append(f"{path}: give address and hostname, or discover, not both")
-        for key, value in (("discover", self.discover), ("site", self.site)):
-            if value is not None and (not value or _bad_name(value)):
-                problems.append(f"{path}.{key}: {value!r} is not a valid domain name")
-        if self.discover_refresh <= 0:
-            problems.append(f"{path}.discover_refresh: must be positive")
-        return problems
+        conflict = ([f"{path}: give address and hostname, or discover, not both"]
+                    if self.address or self.hostname else [])
+        return conflict + discovery_problems(path, self.discover, self.site, self.nameservers,
+                                             self.discover_refresh)
 
     def has_dhcid(self) -> bool:
         """``dhcid``, or the default of the server's kind."""

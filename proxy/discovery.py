@@ -1,5 +1,5 @@
-"""Upstreams found by DNS: the domain controllers an ``[[upstreams]]`` entry with
-``discover`` stands for.
+"""Servers found by DNS: the domain controllers an ``[[upstreams]]`` entry with
+``discover`` stands for, and those serving the directory (``[directory] discover``).
 
 Contract: :func:`find_servers` asks the entry's name servers (or the system resolver)
 for the SRV records ``_ldap._tcp.dc._msdcs.<domain>`` — with a ``site``, first
@@ -13,7 +13,10 @@ Nothing usable raises :class:`DiscoveryFailed` with one sentence naming the reco
 says whether something changed) and :meth:`~Discovery.expand` turns a configuration
 into the one the proxy runs: each ``discover`` entry replaced, at its place, by one
 ordinary entry per server found, with the entry's other settings; an entry never
-found yet stands for no server.
+found yet stands for no server. :meth:`~Discovery.refresh_directory` does the same for
+the directory: :func:`find_directory_servers` turns the DCs into LDAP servers
+(``ldap[s]://<address>:<port>``, service principal ``ldap/<SRV target>``), which the
+proxy hands to the directory's connector.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import dns.rdata
 import dns.rdtypes.IN.SRV
 import dns.resolver
 
+from acl.config import DirectoryConfig
+from acl.connection import LdapServer
 from proxy.config import Config, UpstreamConfig
 
 log = logging.getLogger("dnsupdate_proxy.discovery")
@@ -41,6 +46,7 @@ RETRY = 10.0
 
 Server = tuple[str, str]  # (address, host name)
 Key = tuple[str, str | None, tuple[str, ...]]  # (domain, site, name servers)
+Located = DirectoryConfig | UpstreamConfig  # a configuration with discover, site, nameservers
 
 
 class DiscoveryFailed(Exception):
@@ -80,20 +86,22 @@ async def _records(resolver: dns.asyncresolver.Resolver, name: str, rdtype: str,
         return []
 
 
-async def find_servers(entry: UpstreamConfig) -> list[Server]:
-    """See the module docstring."""
+async def _locate(entry: Located) -> list[tuple[str, str, int]]:
+    """(address, host name, SRV port) of ``entry``'s domain controllers, in order."""
     assert entry.discover is not None
     resolver = _resolver(entry.nameservers)
     problems: list[str] = []
-    targets: list[str] = []
+    targets: dict[str, int] = {}  # target -> port, in order
     for name in srv_names(entry.discover, entry.site):
-        records = await _records(resolver, name, "SRV", problems)
-        found = in_order(cast(list[dns.rdtypes.IN.SRV.SRV], records))
-        targets += [t for t in found if t not in targets]
-    servers: list[Server] = []
-    for target in targets:
+        records = cast(list[dns.rdtypes.IN.SRV.SRV],
+                       await _records(resolver, name, "SRV", problems))
+        ports = {r.target.to_text(): r.port for r in records}
+        for target in in_order(records):
+            targets.setdefault(target, ports[target])
+    servers: list[tuple[str, str, int]] = []
+    for target, port in targets.items():
         for rdtype in ("A", "AAAA"):
-            servers += [(rd.to_text(), target.rstrip("."))
+            servers += [(rd.to_text(), target.rstrip("."), port)
                         for rd in await _records(resolver, target, rdtype, problems)]
     if not servers:
         where = " or ".join(srv_names(entry.discover, entry.site))
@@ -103,7 +111,24 @@ async def find_servers(entry: UpstreamConfig) -> list[Server]:
     return servers
 
 
-def key(entry: UpstreamConfig) -> Key:
+async def find_servers(entry: UpstreamConfig) -> list[Server]:
+    """See the module docstring."""
+    return [(address, host) for address, host, _ in await _locate(entry)]
+
+
+async def find_directory_servers(directory: DirectoryConfig) -> list[LdapServer]:
+    """The directory's LDAP servers: ``directory``'s domain controllers, each at its
+    address (``ldaps``: port 636, else the SRV record's port) with ``ldap/<target>``."""
+    servers = []
+    for address, host, port in await _locate(directory):
+        where = f"[{address}]" if ":" in address else address
+        if directory.discover_scheme == "ldaps":
+            port = 636
+        servers.append(LdapServer(f"{directory.discover_scheme}://{where}:{port}", host))
+    return servers
+
+
+def key(entry: Located) -> Key:
     """What identifies a discovery: the domain, the site and the servers asked."""
     assert entry.discover is not None
     return (entry.discover.rstrip(".").lower(), entry.site, tuple(entry.nameservers))
@@ -114,6 +139,7 @@ class Discovery:
 
     def __init__(self) -> None:
         self.found: dict[Key, list[Server]] = {}
+        self.directory_found: dict[Key, list[LdapServer]] = {}
 
     @staticmethod
     def entries(config: Config) -> list[UpstreamConfig]:
@@ -138,11 +164,43 @@ class Discovery:
                 changed = True
         return changed
 
+    async def refresh_directory(self, config: Config) -> bool:
+        """Look the directory's servers up again (``[directory] discover``); True if they
+        changed. A failed lookup is logged and keeps the last good answer."""
+        directory = config.directory
+        if directory is None or directory.discover is None:
+            return False
+        try:
+            servers = await find_directory_servers(directory)
+        except DiscoveryFailed as exc:
+            log.warning("directory: discover %s: %s; keeping %d server(s) found before",
+                        directory.discover, exc,
+                        len(self.directory_found.get(key(directory), [])))
+            return False
+        if servers == self.directory_found.get(key(directory)):
+            return False
+        log.info("directory: discover %s: %s", directory.discover,
+                 ", ".join(f"{s.host}({s.url})" for s in servers))
+        self.directory_found[key(directory)] = servers
+        return True
+
+    def directory_servers(self, config: Config) -> list[LdapServer] | None:
+        """The directory servers found for ``config`` (empty: none yet), or None when its
+        directory is not discovered."""
+        directory = config.directory
+        if directory is None or directory.discover is None:
+            return None
+        return self.directory_found.get(key(directory), [])
+
     def next_delay(self, config: Config) -> float:
-        """Seconds until the next :meth:`refresh` of ``config``'s entries."""
-        entries = self.entries(config)
-        delays = [u.discover_refresh if key(u) in self.found else min(u.discover_refresh, RETRY)
-                  for u in entries]
+        """Seconds until the next :meth:`refresh` of ``config``'s entries (and directory)."""
+        lookups: list[tuple[Located, bool]] = [(u, key(u) in self.found)
+                                               for u in self.entries(config)]
+        if self.directory_servers(config) is not None:
+            assert config.directory is not None
+            lookups.append((config.directory, bool(self.directory_servers(config))))
+        delays = [e.discover_refresh if found else min(e.discover_refresh, RETRY)
+                  for e, found in lookups]
         return min(delays, default=RETRY)
 
     def expand(self, config: Config) -> Config:

@@ -40,7 +40,21 @@ def test_every_setting_is_documented() -> None:
 
 
 @pytest.mark.parametrize(("table", "problem"), [
-    ({"urls": []}, "directory.urls: at least one LDAP server is needed"),
+    ({"urls": []}, "directory.urls: at least one LDAP server is needed (or discover)"),
+    ({"discover": "example.test"}, "directory: give urls, or discover, not both"),
+    ({"urls": [], "discover": "a..b", "site": "", "nameservers": ["dc1"],
+      "discover_refresh": 0}, "directory.nameservers: 'dc1' is not an IP address"),
+    ({"urls": [], "discover": "a..b"}, "directory.discover: 'a..b' is not a valid domain name"),
+    ({"urls": [], "discover": "example.test", "site": ""},
+     "directory.site: '' is not a valid domain name"),
+    ({"urls": [], "discover": "example.test", "discover_refresh": 0},
+     "directory.discover_refresh: must be positive"),
+    ({"urls": [], "discover": "example.test", "sasl_host": "dc1.example.test"},
+     "directory.sasl_host: not with discover (each server found is ldap/<its SRV target>)"),
+    ({"urls": [], "discover": "example.test", "auth": "simple", "bind_dn": "cn=x",
+      "bind_password": "p", "start_tls": True}, "directory: auth = 'simple' with discover "
+     "would send the password to whichever host the SRV records name; use auth = 'gssapi' "
+     "(mutual authentication, no reusable secret sent) or urls"),
     ({"urls": ["http://dc"]},
      "directory.urls: 'http://dc' is not an ldap://host or ldaps://host URL"),
     ({"urls": ["ldap://dc/dc=x"]},

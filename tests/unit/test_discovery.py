@@ -11,6 +11,9 @@ import dns.rcode
 import dns.rdata
 import pytest
 
+from acl.connection import Connector, LdapServer, ServiceAccount
+from acl.decision import DirectoryUnavailable
+from acl.ldap_directory import LdapDirectory
 from core.schema import ConfigError
 from proxy import discovery
 from proxy.app import ProxyApp
@@ -47,8 +50,8 @@ def test_a_discover_entry_is_checked(keytab: Path) -> None:
                              '\nnameservers = ["dc1"]\ndiscover_refresh = 0\n'
                              '[[upstreams]]\naddress = "10.0.0.2"\n'))
     assert err.value.problems == [
-        "upstreams[0].nameservers: 'dc1' is not an IP address",
         "upstreams[0]: give address and hostname, or discover, not both",
+        "upstreams[0].nameservers: 'dc1' is not an IP address",
         "upstreams[0].discover_refresh: must be positive",
         "upstreams[1].hostname: required with address",
     ]
@@ -116,3 +119,62 @@ async def test_the_running_proxy_swaps_in_what_it_finds(
                                                 f"dc1.example.test(127.0.0.1#{port})"]
     assert app.upstreams[1] is first[0]  # its security contexts are kept
     assert app.declared.upstreams[0].discover == "example.test"
+
+
+# ---------------------------------------------------------------- the directory's servers
+def _connector(app: ProxyApp) -> Connector:
+    assert app.groups is not None
+    directory = app.groups.authority.resolver.directory
+    assert isinstance(directory, LdapDirectory)
+    return directory.connector
+
+
+async def test_the_running_proxy_hands_the_directory_what_it_finds(
+        tmp_path: Path, keytab: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "proxy.toml"
+    directory = ('[directory]\ndiscover = "example.test"\nbase_dn = "dc=example,dc=test"\n'
+                 'discover_refresh = 60\n')
+    path.write_text(routed(keytab, '[[upstreams]]\naddress = "127.0.0.1"\nhostname = "ns"\n'
+                            + directory))
+    dc1 = [LdapServer("ldap://127.0.0.1:389", "dc1.example.test")]
+    dc2 = [LdapServer("ldap://127.0.0.2:389", "dc2.example.test"), *dc1]
+    answers: list[list[LdapServer] | DiscoveryFailed] = [dc1, DiscoveryFailed("none"), dc2]
+
+    async def find_directory_servers(_: object) -> list[LdapServer]:
+        answer = answers.pop(0)
+        if isinstance(answer, DiscoveryFailed):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(discovery, "find_directory_servers", find_directory_servers)
+    app = ProxyApp(load_config(path), config_path=path)
+    with pytest.raises(DirectoryUnavailable, match=r"no directory server found in DNS for "
+                       r"example\.test yet"):
+        _connector(app).open()
+    assert app.discovery.next_delay(app.declared) == discovery.RETRY  # never found yet
+    await app._discover()
+    assert _connector(app).servers == tuple(dc1)
+    assert app.discovery.next_delay(app.declared) == 60.0
+    with caplog.at_level(logging.WARNING):
+        await app._discover()  # the lookup fails: the servers found before stay
+    assert _connector(app).servers == tuple(dc1)
+    assert "directory: discover example.test: none; keeping 1 server(s)" in caplog.text
+    await app._discover()
+    assert _connector(app).servers == tuple(dc2)
+    # a reload that builds a new directory (another group) connects to them too
+    path.write_text(path.read_text() + 'groups = ["Other"]\n')
+    assert app.reload() is True
+    assert _connector(app).servers == tuple(dc2)
+    await app.stop()
+
+
+def test_without_discover_the_configured_urls_are_used(keytab: Path) -> None:
+    config = parse_config(routed(keytab, '[[upstreams]]\naddress = "127.0.0.1"\n'
+                                 'hostname = "ns"\n[directory]\nurls = ["ldap://dc1", '
+                                 '"ldaps://dc2:1636"]\nbase_dn = "dc=x"\nsasl_host = "dc"\n'))
+    assert config.directory is not None
+    account = ServiceAccount("svc@EXAMPLE.TEST", str(keytab))
+    assert Connector(config.directory, account).servers == (LdapServer("ldap://dc1"),
+                                                         LdapServer("ldaps://dc2:1636"))
+    assert Discovery().directory_servers(config) is None
