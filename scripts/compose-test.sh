@@ -53,16 +53,31 @@ NEW_CGROUPS=0
 OLD_CHAINS=-      # netavark's iptables chains before the run (-: not podman)
 ip_forward_before=
 logs_shown=0
+BOUNDED_PID=
 
 log() { printf 'compose-test [%4d s]: %s\n' "$SECONDS" "$*"; }
-die() { log "FAILED: $*" >&2; exit 1; }
+die() {
+  local why=$*
+  [ "$SECONDS" -lt "$deadline" ] || why+=" (stopped: the run's time, COMPOSE_TEST_TIMEOUT=$LIMIT s, is up)"
+  log "FAILED: $why" >&2
+  exit 1
+}
 remaining() {
   local left=$((deadline - SECONDS))
-  [ "$left" -gt 0 ] || die "the run took longer than COMPOSE_TEST_TIMEOUT=$LIMIT s"
+  [ "$left" -gt 0 ] || die "out of time"
   echo "$left"
 }
-# bounded CMD...: CMD killed when the run's time is up
-bounded() { timeout --kill-after=10 "$(remaining)" "$@"; }
+# bounded CMD...: CMD killed when the run's time is up (or when the run is stopped: run in
+# the background and waited for, so that a signal to this script is handled at once)
+bounded() {
+  local left rc=0
+  left=$(remaining) || exit 1
+  timeout --kill-after=10 "$left" "$@" <&0 &
+  BOUNDED_PID=$!
+  wait "$BOUNDED_PID" || rc=$?
+  BOUNDED_PID=
+  return "$rc"
+}
 check() {  # check DESCRIPTION CMD...: one named check, counted
   if "${@:2}"; then passed=$((passed + 1)); log "ok: $1"
   else failed=$((failed + 1)); log "FAILED: $1" >&2; fi
@@ -132,6 +147,7 @@ graphroot = "$WORK/storage"
 runroot = "$WORK/run"
 EOF
   export CONTAINERS_CONF=$WORK/containers.conf CONTAINERS_STORAGE_CONF=$WORK/storage.conf
+  export TMPDIR=$WORK/tmp  # buildah's working directories, too
   # what podman, netavark and runc leave outside $WORK: removed at the end if new
   local dir
   for dir in /run/containers /run/runc /var/lib/containers; do
@@ -380,6 +396,11 @@ cleanup() {
   local rc=$?
   set +e
   trap - EXIT INT TERM
+  exec 1>&7 2>&8  # a signal may have come while a command's output went to a log
+  if [ -n "$BOUNDED_PID" ]; then  # a command cut short by a signal
+    kill -TERM "$BOUNDED_PID" 2>/dev/null
+    wait "$BOUNDED_PID" 2>/dev/null
+  fi
   [ "$rc" = 0 ] || [ -z "$ENGINE" ] || show_logs
   if [ -n "$ENGINE" ]; then
     log "removing the stack (containers, volumes, network)"
@@ -410,13 +431,13 @@ cleanup() {
 # whatever the compose down left: containers, volumes, networks of the project, and the
 # images built here (all of podman's private storage but what KEEP keeps)
 remove_leftovers() {
-  local ids
-  ids=$("$ENGINE" ps -aq --filter "label=com.docker.compose.project=$PROJECT")
-  [ -z "$ids" ] || timeout 120 "$ENGINE" rm -f $ids >/dev/null 2>&1
-  ids=$("$ENGINE" volume ls -q --filter "label=com.docker.compose.project=$PROJECT")
-  [ -z "$ids" ] || timeout 60 "$ENGINE" volume rm -f $ids >/dev/null 2>&1
-  ids=$("$ENGINE" network ls -q --filter "label=com.docker.compose.project=$PROJECT")
-  [ -z "$ids" ] || timeout 60 "$ENGINE" network rm $ids >/dev/null 2>&1
+  local what ids label=label=com.docker.compose.project=$PROJECT
+  for what in "container ls -aq:rm -f" "volume ls -q:rm -f" "network ls -q:rm"; do
+    # shellcheck disable=SC2086  # (the words of $what)
+    mapfile -t ids < <("$ENGINE" ${what%%:*} --filter "$label" 2>/dev/null)
+    # shellcheck disable=SC2086
+    [ "${#ids[@]}" = 0 ] || timeout 120 "$ENGINE" ${what%% *} ${what#*:} "${ids[@]}" >/dev/null 2>&1
+  done
   [ "$KEEP" = 1 ] && return
   if [ "$ENGINE" = podman ]; then
     timeout 120 podman rmi -af >/dev/null 2>&1
@@ -432,6 +453,7 @@ main() {
   bash scripts/setup.sh >/dev/null
   exec 9>"$WORK.lock"
   flock -n 9 || die "another compose-test run holds $WORK.lock"
+  exec 7>&1 8>&2
   trap cleanup EXIT
   trap 'exit 130' INT TERM
   mkdir -p "$WORK"

@@ -7,7 +7,7 @@
 # proxy mounts read-only, then mark $EXPORT ready (the proxy waits for that mark). The
 # accounts are lab/samba_topology.py's (docker/samba/accounts.json).
 set -eu
-: "${DC_IP:?set DC_IP to this container's address}"
+: "${DC_IP:?set DC_IP to the address of this container}"
 ADMIN_PASSWORD=${ADMIN_PASSWORD:-Lab-Admin-Pass1!}
 PROXY_UID=${PROXY_UID:-10053}
 REVERSE_ZONE=${REVERSE_ZONE:-1.0.10.in-addr.arpa}
