@@ -91,6 +91,12 @@ def dhcid_hex(mac: bytes, fqdn: str) -> str:
     return (b"\x00\x00\x01" + hashlib.sha256(b"\x01" + mac + wire).digest()).hex().upper()
 
 
+def ncr_dhcid(i: int, zone: str = "example.test") -> str:
+    """NCR ``i``'s DHCID (RDATA in hex): its client's hardware address is 02:00 and
+    ``i`` in 4 bytes."""
+    return dhcid_hex(b"\x02\x00" + struct.pack("!I", i), ncr_fqdn(i, zone))
+
+
 def ncr_wire(i: int, *, lease_length: int = 600, now: datetime | None = None,
              zone: str = "example.test") -> bytes:
     """NCR ``i`` (add, forward and reverse, conflict resolution on) as D2 reads it over UDP."""
@@ -99,7 +105,7 @@ def ncr_wire(i: int, *, lease_length: int = 600, now: datetime | None = None,
     body = json.dumps({
         "change-type": 0, "forward-change": True, "reverse-change": True,
         "fqdn": fqdn, "ip-address": ncr_address(i),
-        "dhcid": dhcid_hex(b"\x02\x00" + struct.pack("!I", i), fqdn),
+        "dhcid": ncr_dhcid(i, zone),
         "lease-expires-on": expires.strftime("%Y%m%d%H%M%S"),
         "lease-length": lease_length, "use-conflict-resolution": True,
     }, separators=(",", ":")).encode()
@@ -199,7 +205,7 @@ class D2Server(KeaServer):
         removes the log of an earlier D2 in the same directory."""
         # a fresh log: an old one's DHCP_DDNS_STARTED would pass for this D2's readiness
         self.ddns_log.unlink(missing_ok=True)
-        config = d2_config(self.scope, self.target, self.dir)
+        config = d2_config(self.scope, self.target, self.dir, self.dns_timeout_ms)
         config["DhcpDdns"]["loggers"] = [{
             "name": "kea-dhcp-ddns", "severity": "INFO", "debuglevel": 0,
             "output_options": [{"output": str(self.ddns_log)}]}]
@@ -218,7 +224,13 @@ class NcrRun:
     failed: int = 0
     unfinished: int = 0
     seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list, repr=False)
+    #: FQDN → ms from sending the NCR to D2's outcome, for each finished NCR
+    latency_ms: dict[str, float] = field(default_factory=dict, repr=False)
+
+    @property
+    def latencies(self) -> list[float]:
+        """The finished NCRs' latencies (ms), in the order they finished."""
+        return list(self.latency_ms.values())
 
 
 async def drive_ncrs(tail: LogTail, first: int, window: int, *, seconds: float | None = None,
@@ -251,7 +263,7 @@ async def drive_ncrs(tail: LogTail, first: int, window: int, *, seconds: float |
                 if sent_at is None:
                     continue
                 progress = time.perf_counter()
-                run.latencies.append(max(0.0, (outcome.at - sent_at) * 1000))
+                run.latency_ms[outcome.fqdn] = max(0.0, (outcome.at - sent_at) * 1000)
                 run.succeeded += outcome.ok
                 run.failed += not outcome.ok
     run.seconds = time.perf_counter() - t0

@@ -71,6 +71,9 @@ class DdnsTarget:
     source: str
     key: LabKey | None = None
     port: int = 53
+    #: further DNS servers (address, port) of both zones, tried in order after ``server``
+    #: when it does not answer (Kea D2's ``dns-servers`` list)
+    backups: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def proxy(cls, info: LabInfo, account: str = "DHCP1$", key_name: str | None = None,

@@ -19,7 +19,7 @@ from lab.lab_secrets import write_private
 
 def dhcpd_conf(scope: DhcpScope, target: DdnsTarget) -> str:
     """``dhcpd.conf`` for ``scope``, both zones updated at ``target``."""
-    if target.port != 53:
+    if target.port != 53 or any(port != 53 for _, port in target.backups):
         raise ValueError("dhcpd sends DNS updates to port 53 only")
     first, last = scope.pool
     lines = [
@@ -41,8 +41,11 @@ def dhcpd_conf(scope: DhcpScope, target: DdnsTarget) -> str:
         k = target.key
         lines.append(f'key "{k.name}" {{ algorithm {k.algorithm}; secret "{k.secret}"; }}')
         use_key = f' key "{k.name}";'
+    servers = f"primary {target.server};"
+    if target.backups:
+        servers += f" secondary {', '.join(address for address, _ in target.backups)};"
     for zone in (scope.domain, scope.reverse_zone):
-        lines.append(f"zone {zone} {{ primary {target.server};{use_key} }}")
+        lines.append(f"zone {zone} {{ {servers}{use_key} }}")
     lines.append(f"subnet {scope.network} netmask {scope.netmask} "
                  f"{{ range {first} {last}; option routers {scope.router}; }}")
     return "\n".join(lines) + "\n"

@@ -93,9 +93,13 @@ def dhcp6_config(scope: DhcpScope, workdir: Path) -> dict[str, Any]:
     }}
 
 
-def d2_config(scope: DhcpScope, target: DdnsTarget, workdir: Path) -> dict[str, Any]:
-    """``kea-dhcp-ddns.conf``: both zones to ``target``, signed when it has a key."""
-    server = {"ip-address": target.server, "port": target.port}
+def d2_config(scope: DhcpScope, target: DdnsTarget, workdir: Path,
+              timeout_ms: int | None = DNS_TIMEOUT_MS) -> dict[str, Any]:
+    """``kea-dhcp-ddns.conf``: both zones to ``target`` (then its backups), signed when it
+    has a key; D2 waits ``timeout_ms`` for each answer (None: Kea's default, 100 ms in
+    Kea 2.2)."""
+    servers = [{"ip-address": address, "port": port}
+               for address, port in ((target.server, target.port), *target.backups)]
     signing: dict[str, str] = {}
     keys: list[dict[str, str]] = []
     if target.key is not None:
@@ -104,11 +108,12 @@ def d2_config(scope: DhcpScope, target: DdnsTarget, workdir: Path) -> dict[str, 
                  "secret": target.key.secret}]
 
     def domains(zone: str) -> dict[str, Any]:
-        return {"ddns-domains": [{"name": zone, **signing, "dns-servers": [server]}]}
+        return {"ddns-domains": [{"name": zone, **signing, "dns-servers": servers}]}
 
+    timeout = {} if timeout_ms is None else {"dns-server-timeout": timeout_ms}
     return {"DhcpDdns": {
         "ip-address": NCR_ADDRESS, "port": NCR_PORT,
-        "dns-server-timeout": DNS_TIMEOUT_MS,
+        **timeout,
         "ncr-protocol": "UDP", "ncr-format": "JSON",
         "tsig-keys": keys,
         "forward-ddns": domains(scope.domain),
@@ -124,8 +129,11 @@ class KeaServer(DhcpServer):
     kind = "kea"
 
     def __init__(self, lab: NamespaceLab, workdir: Path, scope: DhcpScope, target: DdnsTarget,
-                 start_timeout: float = 10.0) -> None:
+                 start_timeout: float = 10.0, *,
+                 dns_timeout_ms: int | None = DNS_TIMEOUT_MS) -> None:
+        """``dns_timeout_ms``: D2's ``dns-server-timeout`` (None: Kea's default)."""
         super().__init__(lab, workdir, scope, target, start_timeout)
+        self.dns_timeout_ms = dns_timeout_ms
         # a target sending from its own address (``::1`` to ``::1``) needs no route
         self._route: contextlib.AbstractContextManager[object] = (
             contextlib.nullcontext() if target.source == target.server
@@ -148,7 +156,8 @@ class KeaServer(DhcpServer):
         d2 = self.dir / "kea-dhcp-ddns.conf"
         dhcp = self.dir / f"kea-dhcp{version}.conf"
         render = dhcp6_config if version == 6 else dhcp4_config
-        write_private(d2, json.dumps(d2_config(self.scope, self.target, self.dir), indent=2))
+        write_private(d2, json.dumps(d2_config(self.scope, self.target, self.dir,
+                                               self.dns_timeout_ms), indent=2))
         dhcp.write_text(json.dumps(render(self.scope, self.dir), indent=2))
         return [
             Daemon(self.lab, "kea-dhcp-ddns", ["kea-dhcp-ddns", "-c", str(d2)],

@@ -7,11 +7,11 @@ can ``from gss_client import GssTsigSession, keytab_credentials``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from postgres_support import postgres_server
+from postgres_support import fresh_database, postgres_server
 from proxy_process import ProxyProcess, free_port
 
 from lab import LabInfo
@@ -50,6 +50,27 @@ def start_proxy(lab: LabInfo, tmp_path: Path) -> Iterator[Callable[..., ProxyPro
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+async def shared_dsn(postgres_socket_dir: Path) -> AsyncIterator[str]:
+    """An empty PostgreSQL database for the audit log and ownership store of several
+    proxies (one test)."""
+    async with fresh_database(postgres_socket_dir, "shared") as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def two_proxies(lab: LabInfo, shared_dsn: str,
+                start_proxy: Callable[..., ProxyProcess]) -> dict[str, ProxyProcess]:
+    """Instances ``proxy-a`` and ``proxy-b`` sharing ``shared_dsn`` (audit log every 50 ms,
+    and the DHCID ownership store by default), both in front of the lab's BIND as an
+    upstream without DHCID (``dhcid = false``: the proxies' store decides ownership)."""
+    return {instance: start_proxy(
+        upstreams=[(lab.dns_server_ip, lab.dns_server, "dhcid = false")],
+        audit=(f'backend = "postgres"\npostgres_dsn = "{shared_dsn}"\n'
+               f'instance = "{instance}"\nflush_interval = 0.05'))
+        for instance in ("proxy-a", "proxy-b")}
 
 
 @pytest.fixture(scope="module")

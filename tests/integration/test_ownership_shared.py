@@ -11,48 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
-import asyncpg
-import pytest
 from dhcid_scripts import dhcid, lookup, nsupdate, register, remove, replace
-from postgres_support import fresh_database
+from postgres_support import fetch
 from proxy_process import ProxyProcess
 
 from lab import LabInfo
 from proxy.ownership import NAMES, VALUES
 
 
-@pytest.fixture
-async def shared_dsn(postgres_socket_dir: Path) -> AsyncIterator[str]:
-    """An empty database for the two proxies' audit log and ownership store."""
-    async with fresh_database(postgres_socket_dir, "shared") as dsn:
-        yield dsn
-
-
-@pytest.fixture
-def proxies(lab: LabInfo, shared_dsn: str,
-            start_proxy: Callable[..., ProxyProcess]) -> dict[str, ProxyProcess]:
-    """proxy-a and proxy-b, both in front of the lab's BIND without DHCID."""
-    return {instance: start_proxy(
-        upstreams=[(lab.dns_server_ip, lab.dns_server, "dhcid = false")],
-        audit=(f'backend = "postgres"\npostgres_dsn = "{shared_dsn}"\n'
-               f'instance = "{instance}"\nflush_interval = 0.05'))
-        for instance in ("proxy-a", "proxy-b")}
-
-
-async def _rows(dsn: str, sql: str) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return await conn.fetch(sql)
-    finally:
-        await conn.close()
-
-
 async def test_a_name_registered_through_one_proxy_is_owned_on_the_other(
-        lab: LabInfo, proxies: dict[str, ProxyProcess], shared_dsn: str) -> None:
-    a, b = proxies["proxy-a"], proxies["proxy-b"]
+        lab: LabInfo, two_proxies: dict[str, ProxyProcess], shared_dsn: str) -> None:
+    a, b = two_proxies["proxy-a"], two_proxies["proxy-b"]
     zone, server = f"{lab.zones[0]}.", lab.dns_server_ip
     host = f"shared-{int(time.time())}.{zone}"
     first, second = dhcid(host, b"\x01client-one"), dhcid(host, b"\x01client-two")
@@ -78,13 +48,13 @@ async def test_a_name_registered_through_one_proxy_is_owned_on_the_other(
     sent.append(("proxy-a", "forwarded-ok"))
     assert lookup(server, host) == []
     key = host.lower()
-    assert await _rows(shared_dsn, f"SELECT * FROM {NAMES} WHERE name = '{key}'") == []
-    assert await _rows(shared_dsn, f"SELECT * FROM {VALUES} WHERE name = '{key}'") == []
+    assert await fetch(shared_dsn, f"SELECT * FROM {NAMES} WHERE name = '{key}'") == []
+    assert await fetch(shared_dsn, f"SELECT * FROM {VALUES} WHERE name = '{key}'") == []
 
     query = ("SELECT instance, outcome FROM audit_log WHERE names LIKE "
              f"'%{key.split('.')[0]}%' ORDER BY time, id")
     for _ in range(400):  # the audit writers flush every 50 ms
-        audited = [tuple(r) for r in await _rows(shared_dsn, query)]
+        audited = [tuple(r) for r in await fetch(shared_dsn, query)]
         if len(audited) >= len(sent):
             break
         await asyncio.sleep(0.02)

@@ -53,6 +53,20 @@ def test_kea_d2_signs_both_zones_only_when_the_target_has_a_key() -> None:
     assert signed["tsig-keys"][0]["algorithm"] == "HMAC-SHA256"
 
 
+def test_backup_servers_follow_the_first_and_kea_may_keep_its_default_timeout() -> None:
+    target = dataclasses.replace(DdnsTarget.proxy(INFO), backups=(("127.0.1.11", 53),))
+    d2 = d2_config(SCOPE, target, WORK, timeout_ms=None)["DhcpDdns"]
+    servers = [{"ip-address": "127.0.1.10", "port": 53}, {"ip-address": "127.0.1.11", "port": 53}]
+    assert all(d2[side]["ddns-domains"][0]["dns-servers"] == servers
+               for side in ("forward-ddns", "reverse-ddns"))
+    assert "dns-server-timeout" not in d2
+    assert d2_config(SCOPE, target, WORK)["DhcpDdns"]["dns-server-timeout"] == 500
+    assert "zone example.test. { primary 127.0.1.10; secondary 127.0.1.11; }" in dhcpd_conf(
+        SCOPE, target)
+    with pytest.raises(ValueError, match="port 53"):
+        dhcpd_conf(SCOPE, dataclasses.replace(target, backups=(("127.0.1.11", 5353),)))
+
+
 def test_kea_dhcp4_serves_the_scope_with_conflict_resolution() -> None:
     d4 = dhcp4_config(SCOPE, WORK)["Dhcp4"]
     assert d4["subnet4"][0]["pools"] == [{"pool": "10.0.1.120 - 10.0.1.129"}]
