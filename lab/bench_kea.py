@@ -47,13 +47,14 @@ from typing import Any, BinaryIO
 
 import dns.name
 
+from lab import configs
 from lab.bench import ProxyUnderTest, RunResult, cpu_seconds
 from lab.dhcp_config import DdnsTarget, DhcpScope
 from lab.dhcp_kea import NCR_ADDRESS, NCR_PORT, KeaServer, d2_config
 from lab.dhcp_server import Daemon
 from lab.info import LabInfo
 from lab.mit import MitLab
-from lab.proxy_config import LAB_POLICY
+from lab.proxy_config import LAB_POLICY, SENDERS
 
 #: the lab policy (DHCID ownership on, as a Kea deployment runs it) without a rate limit
 KEA_POLICY = LAB_POLICY + "rate = 1000000.0\nburst = 1000000\n"
@@ -284,6 +285,9 @@ class KeaResult:
     proxy_ms_p50: float | None
     d2_cpu_us_per_ncr: float
     named_cpu_us_per_update: float
+    #: the same NCR load with D2 sending straight to BIND, signed with an HMAC key (what an
+    #: admin without AD would run): UPDATEs/s applied, measured before and after the proxy
+    direct_updates_per_s: float | None = None
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready: the run's figures and the NCR counts."""
@@ -297,7 +301,11 @@ class KeaResult:
                 "proxy_rss_kb": [r.proxy_rss_kb_start, r.proxy_rss_kb_end],
                 "proxy_events": self.proxy_events,
                 "d2_cpu_us_per_ncr": round(self.d2_cpu_us_per_ncr, 1),
-                "named_cpu_us_per_update": round(self.named_cpu_us_per_update, 1)}
+                "named_cpu_us_per_update": round(self.named_cpu_us_per_update, 1),
+                "direct_updates_per_s": (round(self.direct_updates_per_s, 1)
+                                         if self.direct_updates_per_s else None),
+                "ratio": (round(r.ups / self.direct_updates_per_s, 3)
+                          if self.direct_updates_per_s else None)}
 
     def line(self) -> str:
         """One line under the main table."""
@@ -306,14 +314,49 @@ class KeaResult:
                 f"latency per NCR (2 UPDATEs + D2 queue); proxy's own p50 "
                 f"{self.proxy_ms_p50} ms; proxy events {self.proxy_events}; CPU: D2 "
                 f"{self.d2_cpu_us_per_ncr:.0f} µs/NCR, BIND {self.named_cpu_us_per_update:.0f} "
-                "µs/update")
+                "µs/update" + (f"; D2 straight to BIND (HMAC): {self.direct_updates_per_s:.0f} "
+                               f"UPDATEs/s, ratio {self.run.ups / self.direct_updates_per_s:.2f}"
+                               if self.direct_updates_per_s else ""))
+
+
+async def run_direct(lab: MitLab, info: LabInfo, workdir: Path, seconds: float,
+                     window: int, first: int) -> NcrRun:
+    """D2 sending straight to BIND, signed with the lab's direct HMAC key
+    (:data:`lab.configs.DIRECT_KEY`), no proxy: warm up, then ``seconds`` of NCRs
+    numbered from ``first``."""
+    target = DdnsTarget(info.dns_server_ip, SENDERS[0].address, configs.direct_key(lab.dir))
+    with D2Server(lab, workdir, DhcpScope(), target) as d2, \
+            contextlib.closing(LogTail(d2.ddns_log)) as tail:
+        warm = await drive_ncrs(tail, first, window, count=WARMUP_NCRS // 4)
+        if not warm.succeeded:
+            raise RuntimeError(f"D2 registered none of {warm.sent} names straight in BIND "
+                               f"(see {d2.ddns_log})")
+        return await drive_ncrs(tail, first + WARMUP_NCRS // 4, window, seconds=seconds)
 
 
 async def run_kea(lab: MitLab, info: LabInfo, workdir: Path, seconds: float,
-                  window: int = DEFAULT_WINDOW, first: int = 0) -> KeaResult:
+                  window: int = DEFAULT_WINDOW, first: int = 0, *,
+                  direct: bool = True) -> KeaResult:
     """Start a proxy (pool size ``window``) and D2 pointed at it, warm up with
-    WARMUP_NCRS NCRs, then measure for ``seconds``; stops both. NCRs are numbered from
-    ``first`` (another run in the same lab needs new numbers: names must be new)."""
+    WARMUP_NCRS NCRs, then measure for ``seconds``; stops both. With ``direct``, D2
+    straight to BIND (:func:`run_direct`) is measured for ``seconds / 2`` before and
+    after, in the same lab. NCRs are numbered from ``first`` on (names must be new)."""
+    directs: list[NcrRun] = []
+    if direct:
+        directs.append(await run_direct(lab, info, workdir, seconds / 2, window,
+                                        first + 1_000_000))
+    result = await _run_proxy(lab, info, workdir, seconds, window, first)
+    if direct:
+        directs.append(await run_direct(lab, info, workdir, seconds / 2, window,
+                                        first + 2_000_000))
+        result.direct_updates_per_s = (2 * sum(r.succeeded for r in directs)
+                                       / sum(r.seconds for r in directs))
+    return result
+
+
+async def _run_proxy(lab: MitLab, info: LabInfo, workdir: Path, seconds: float,
+                     window: int, first: int) -> KeaResult:
+    """D2 through a proxy: the ``kea`` run of :func:`run_kea`."""
     proxy = ProxyUnderTest(info, window, workdir, policy=KEA_POLICY, name="kea", port=KEA_PORT)
     await proxy.start(info)
     try:

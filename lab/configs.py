@@ -10,6 +10,7 @@ import re
 import shlex
 from pathlib import Path
 
+from lab.lab_secrets import LabKey, random_secret, write_private
 from lab.topology import (
     ADDRESSES,
     BASE_DN,
@@ -168,13 +169,37 @@ def kadmin_commands(realm: str) -> str:
     return "kdc/kadmin.commands" if realm == REALM else f"kdc/kadmin.{realm.lower()}.commands"
 
 
+#: The HMAC key BIND also accepts for the lab's own forward and IPv4 reverse zone: what
+#: an admin without AD gives Kea D2. Only the benchmark uses it (``--kea`` runs D2
+#: straight to BIND with it, beside D2 through the proxy); its random secret is written
+#: to :data:`DIRECT_KEY_FILE` at each start, never into the proxy's configuration.
+DIRECT_KEY = "kea-direct-key"
+DIRECT_KEY_FILE = "named/direct.key"
+
+
 def named_conf(lab_dir: Path) -> str:
     """``named/named.conf``: the primary zones (forward; IPv4, IPv6 and the benchmark's
-    reverse), secure updates only for the service account."""
+    reverse), secure updates for the service account (GSS-TSIG); the forward and the
+    IPv4 reverse zone also for :data:`DIRECT_KEY` (HMAC-TSIG)."""
     svc = f"{SERVICE_ACCOUNT}@{REALM}"
-    return _named_conf(lab_dir, "named", NS_IP, "dns.keytab", (
-        (DOMAIN, "A AAAA DHCID TXT", svc), (REVERSE_ZONE, "PTR DHCID TXT", svc),
-        (REVERSE_ZONE6, "PTR DHCID TXT", svc), (LOAD_REVERSE_ZONE, "PTR DHCID TXT", svc)))
+    return f'include "{lab_dir / DIRECT_KEY_FILE}";\n' + _named_conf(
+        lab_dir, "named", NS_IP, "dns.keytab", (
+            (DOMAIN, "A AAAA DHCID TXT", svc), (DOMAIN, "A AAAA DHCID TXT", DIRECT_KEY),
+            (REVERSE_ZONE, "PTR DHCID TXT", svc), (REVERSE_ZONE, "PTR DHCID TXT", DIRECT_KEY),
+            (REVERSE_ZONE6, "PTR DHCID TXT", svc), (LOAD_REVERSE_ZONE, "PTR DHCID TXT", svc)))
+
+
+def direct_key_conf(secret: str) -> str:
+    """The ``key`` statement of :data:`DIRECT_KEY` (hmac-sha256, ``secret`` in base64)."""
+    return f'key "{DIRECT_KEY}" {{\n    algorithm hmac-sha256;\n    secret "{secret}";\n}};\n'
+
+
+def direct_key(lab_dir: Path) -> LabKey:
+    """:data:`DIRECT_KEY` as written to the lab's :data:`DIRECT_KEY_FILE`."""
+    found = re.search(r'secret "([^"]+)"', (lab_dir / DIRECT_KEY_FILE).read_text())
+    if found is None:
+        raise ValueError(f"no secret in {lab_dir / DIRECT_KEY_FILE}")
+    return LabKey(DIRECT_KEY, "hmac-sha256", found.group(1), "")
 
 
 def named2_conf(lab_dir: Path) -> str:
@@ -189,16 +214,19 @@ def named2_conf(lab_dir: Path) -> str:
 def _named_conf(lab_dir: Path, instance: str, address: str, keytab: str,
                 zones: tuple[tuple[str, str, str], ...]) -> str:
     """One BIND instance: its state in ``lab_dir/<instance>`` and ``run/<instance>.*``,
-    listening on ``address``; per zone, the record types its one signer may update."""
+    listening on ``address``; per zone (one entry per signer), the record types the
+    signer may update."""
+    grants: dict[str, list[str]] = {}
+    for zone, types, signer in zones:
+        grants.setdefault(zone, []).append(f"        grant {signer} zonesub {types};\n")
     zone_blocks = "".join(f"""\
 zone "{zone}" {{
     type primary;
     file "{zone}.db";
     update-policy {{
-        grant {signer} zonesub {types};
-    }};
+{"".join(lines)}    }};
 }};
-""" for zone, types, signer in zones)
+""" for zone, lines in grants.items())
     return f"""\
 options {{
     directory "{lab_dir}/{instance}";
@@ -473,3 +501,4 @@ def write(lab_dir: Path, memberof: str = "overlay") -> None:
         (lab_dir / sub).mkdir(parents=True, exist_ok=True)
     for rel, text in render(lab_dir, memberof).items():
         (lab_dir / rel).write_text(text)
+    write_private(lab_dir / DIRECT_KEY_FILE, direct_key_conf(random_secret("hmac-sha256")))

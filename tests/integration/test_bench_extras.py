@@ -41,6 +41,13 @@ def test_kea_d2_names_reach_bind_through_the_proxy(bench_lab: MitLab, tmp_path: 
     dig = bench_lab.run(["dig", "+short", f"@{bench_lab.info.dns_server_ip}",
                          "kea-bench-0.example.test", "A"])
     assert dig.stdout.split() == ["10.0.1.2"]
+    # the same load with D2 straight to BIND (HMAC key), before and after: names in BIND
+    summary = result.summary()
+    assert (result.direct_updates_per_s or 0) > 0
+    assert summary["ratio"] == round(result.run.ups / summary["direct_updates_per_s"], 3)
+    dig = bench_lab.run(["dig", "+short", f"@{bench_lab.info.dns_server_ip}",
+                         "kea-bench-1000000.example.test", "A"])
+    assert dig.stdout.split() == ["10.0.1.2"]
 
 
 def test_group_grows_and_each_kind_of_member_is_decided(bench_lab: MitLab,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 
@@ -12,11 +13,15 @@ from lab import configs, topology
 LAB = Path("/srv/lab")
 
 
-def test_named_conf_grants_only_the_service_account() -> None:
+def test_named_conf_grants_the_service_account_and_the_benchmarks_direct_key() -> None:
     text = configs.named_conf(LAB)
     assert "grant svc-dnsproxy@EXAMPLE.TEST zonesub A AAAA DHCID TXT;" in text
     assert "grant svc-dnsproxy@EXAMPLE.TEST zonesub PTR DHCID TXT;" in text
-    assert len(re.findall(r"\bgrant\b", text)) == 4
+    # the direct key (bench --kea, D2 straight to BIND) only in the forward and IPv4 zone
+    assert re.findall(r"grant (\S+) zonesub", text) == [
+        "svc-dnsproxy@EXAMPLE.TEST", "kea-direct-key", "svc-dnsproxy@EXAMPLE.TEST",
+        "kea-direct-key", "svc-dnsproxy@EXAMPLE.TEST", "svc-dnsproxy@EXAMPLE.TEST"]
+    assert text.startswith(f'include "{LAB}/named/direct.key";')
     assert 'zone "0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"' in text  # 2001:db8:1::/64
     assert 'zone "2.10.in-addr.arpa"' in text  # the benchmark's perfdhcp subnet
     assert f'tkey-gssapi-keytab "{LAB}/keytabs/dns.keytab";' in text
@@ -187,3 +192,13 @@ def test_write_creates_layout(tmp_path: Path) -> None:
 def test_unsafe_lab_dirs_are_refused(bad: str) -> None:
     with pytest.raises(ValueError):
         configs.check_lab_dir(Path(bad))
+
+
+def test_the_direct_key_is_random_per_lab_and_readable_back(tmp_path: Path) -> None:
+    configs.write(tmp_path)
+    first = configs.direct_key(tmp_path)
+    assert (tmp_path / configs.DIRECT_KEY_FILE).stat().st_mode & 0o077 == 0
+    configs.write(tmp_path)
+    second = configs.direct_key(tmp_path)
+    assert first.name == "kea-direct-key" and first.secret != second.secret
+    assert len(base64.b64decode(second.secret)) == 32
