@@ -3,8 +3,9 @@
 # start the stack, check it, and remove everything the run made. CI runs it after the
 # suite (.ci/run). As root on Debian, after scripts/setup.sh (run first, idempotent).
 #
-# Engine: Docker with Docker Compose where `docker info` answers, else Debian's podman
-# with podman-compose (installed here: Debian packages, podman-compose into .venv). Podman
+# Engine: Docker with Docker Compose (v2: `docker compose`) where `docker info` answers,
+# else Debian's podman with podman-compose (installed here: Debian packages, podman-compose
+# into .venv; docker-compose 1.x, end of life, rejects the file's top-level name). Podman
 # runs with a configuration and a storage of its own under $WORK (CONTAINERS_CONF,
 # CONTAINERS_STORAGE_CONF: runc, cgroupfs, file events, ulimits within this machine's hard
 # limits), so nothing of the machine's own podman is read or touched.
@@ -51,6 +52,7 @@ BUILD_LIMITS=()
 NEW_DIRS=()       # podman's leftovers outside $WORK, if there were none before
 NEW_CGROUPS=0
 OLD_CHAINS=-      # netavark's iptables chains before the run (-: not podman)
+DANGLING_BEFORE=  # docker's untagged images before the run (build stages leave some)
 ip_forward_before=
 logs_shown=0
 BOUNDED_PID=
@@ -86,21 +88,22 @@ check() {  # check DESCRIPTION CMD...: one named check, counted
 # --- the engine -------------------------------------------------------------------------
 
 pick_engine() {
-  if command -v docker >/dev/null && timeout 30 docker info >/dev/null 2>&1; then
+  if command -v docker >/dev/null && timeout 30 docker info >/dev/null 2>&1 \
+      && timeout 30 docker compose version >/dev/null 2>&1; then
     ENGINE=docker
-    if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose)
-    elif command -v docker-compose >/dev/null; then COMPOSE=(docker-compose)
-    else die "docker works but neither 'docker compose' nor docker-compose is installed"; fi
+    COMPOSE=(docker compose)
     need_packages debootstrap
+    DANGLING_BEFORE=$(docker images -q --filter dangling=true | sort -u)
   else
+    # (docker-compose 1.x, end of life, rejects the file's top-level name: podman then)
     ENGINE=podman
     need_packages "${PODMAN_PACKAGES[@]}"
     [ -x .venv/bin/podman-compose ] || bounded .venv/bin/pip install -q 'podman-compose>=1.0.6,<2'
     COMPOSE=(.venv/bin/podman-compose)
     podman_config
   fi
+  log "engine: $ENGINE ($("$ENGINE" --version | head -1)), compose: ${COMPOSE[*]}"
   COMPOSE+=(-p "$PROJECT" -f docker-compose.yml)
-  log "engine: $ENGINE ($("$ENGINE" --version | head -1)), compose: ${COMPOSE[0]}"
 }
 
 need_packages() {
@@ -247,6 +250,10 @@ proxy_build_args() {
 build_bases() {
   local mirrors main security ca rootfs="$WORK/rootfs"
   mirrors=$(debian_mirrors)
+  if [ -z "$mirrors" ] || [ -z "$(sed -n 1p <<<"$mirrors")" ]; then  # no package lists yet
+    bounded apt-get update -qq
+    mirrors=$(debian_mirrors)
+  fi
   main=$(sed -n 1p <<<"$mirrors"); security=$(sed -n 2p <<<"$mirrors")
   [ -n "$main" ] || die "no Debian mirror in apt's sources (apt-cache policy); run apt-get update"
   ca=$(host_ca_bundle)
@@ -371,7 +378,7 @@ EOF
 
 context_negotiated() {  # /metrics, with the token: a GSS-TSIG context negotiated with the DC
   https /metrics -H "Authorization: Bearer $(cat "$WORK/http.token")" \
-    | grep -E '^dnsproxy_context_negotiations_total\{.*result="ok".*\} [1-9]'
+    | grep -qE '^dnsproxy_context_negotiations_total\{.*result="ok".*\} [1-9]'
 }
 
 spnego_login() {  # kinit as a realm user, then the API with Negotiate: 200
@@ -443,6 +450,8 @@ remove_leftovers() {
     timeout 120 podman rmi -af >/dev/null 2>&1
   else
     timeout 120 docker rmi "$DC_IMAGE" "$PROXY_IMAGE" "$PYTHON_BASE" "$DEBIAN_BASE" >/dev/null 2>&1
+    mapfile -t ids < <(docker images -q --filter dangling=true | sort -u | comm -13 <(echo "$DANGLING_BEFORE") -)
+    [ "${#ids[@]}" = 0 ] || timeout 120 docker rmi "${ids[@]}" >/dev/null 2>&1
   fi
 }
 
