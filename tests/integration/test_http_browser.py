@@ -284,7 +284,7 @@ async def test_status_and_senders_pages_in_the_browser(
             headings = await page.evaluate(
                 "[...document.querySelectorAll('main h2')].map(h => h.textContent)")
             assert headings == ["Readiness (/readyz)", "Upstreams", "Directory", "Kerberos",
-                                "Audit store", "Requests by outcome",
+                                "Credentials forest", "Audit store", "Requests by outcome",
                                 "Most refused senders (last day)"]
             cells = await page.evaluate(
                 "[...document.querySelectorAll('#upstreams + table tbody tr')]"

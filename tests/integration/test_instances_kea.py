@@ -44,6 +44,7 @@ import re
 import statistics
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -78,6 +79,27 @@ _TIMEOUT = re.compile(
     r"to DNS server (\S+ port:\d+)", re.MULTILINE)
 
 Request = tuple[int, int, str, str | None]  # client port, message id, event, zone
+
+
+@pytest.fixture(scope="module")
+def mit_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MitLab]:
+    """A lab of this module's own (overrides the session's): D2's name change requests
+    leave names and PTR records of 10.0.1.x behind, which other modules' tests must not
+    find in the session's lab."""
+    own = MitLab(tmp_path_factory.mktemp("instances") / "lab")
+    own.up()
+    try:
+        with own.joined():
+            yield own
+    finally:
+        own.down()
+
+
+@pytest.fixture(scope="module")
+def lab(mit_lab: MitLab) -> LabInfo:
+    """The module's own lab (see :func:`mit_lab`)."""
+    return mit_lab.info
+
 
 
 def _kill(proxy: ProxyProcess) -> float:
