@@ -7,18 +7,14 @@ import logging
 import sys
 from pathlib import Path
 
-from core.schema import ConfigError
-from proxy.config import load_config
+from proxy.config import load_config_or_report
 from proxy.config_warnings import config_warnings
 from proxy.explain.command import add_command as add_explain_command
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{args.config}: {problem}", file=sys.stderr)
+    config = load_config_or_report(args.config)
+    if config is None:
         return 1
     warnings = config_warnings(config)
     for warning in warnings:
@@ -36,11 +32,8 @@ def _serve(args: argparse.Namespace) -> int:
     from proxy.logsetup import setup_logging
     from proxy.ownership import OwnershipUnavailable
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{args.config}: {problem}", file=sys.stderr)
+    config = load_config_or_report(args.config)
+    if config is None:
         return 1
     try:
         loop = eventloop.resolve(config.event_loop)

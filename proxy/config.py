@@ -11,6 +11,7 @@ import base64
 import binascii
 import ipaddress
 import os
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -452,6 +453,17 @@ def parse_config(text: str, base_dir: Path | None = None) -> Config:
     if base_dir is not None:
         _resolve_paths(table, base_dir)
     return build(Config, table)
+
+
+def load_config_or_report(path: str) -> Config | None:
+    """The config file at ``path``, or None after printing each problem to stderr as
+    ``PATH: problem`` (what the commands do with a bad file)."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        return None
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

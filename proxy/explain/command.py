@@ -23,8 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.schema import ConfigError
-from proxy.config import Config, load_config
+from proxy.config import Config, load_config_or_report
 from proxy.explain.explainer import REFUSED, Explainer, Explanation
 from proxy.explain.message import UpdateTextError
 
@@ -53,11 +52,8 @@ def add_command(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The command; see the module docstring for the exit status."""
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{args.config}: {problem}", file=sys.stderr)
+    config = load_config_or_report(args.config)
+    if config is None:
         return 2
     try:
         ipaddress.ip_address(args.sender)
