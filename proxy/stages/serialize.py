@@ -80,10 +80,11 @@ class SerializeStage:
         self.joined = 0
 
     async def __call__(self, req: RequestContext, call_next: Next) -> Answer:
-        answer = await self.recall(req)
-        if answer is not None:
-            return answer
         key = _key(req)
+        if key in self._in_flight or key in self._done:  # else no coroutine for recall
+            answer = await self._recall(req, key)
+            if answer is not None:
+                return answer
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = (future, req)
         assert req.update is not None
@@ -109,7 +110,9 @@ class SerializeStage:
         """The answer for ``req`` if it retransmits an update in flight or answered within
         the window (outcome ``retransmit-answered``), else None. Raises
         :class:`Reject` when the joined original was rejected."""
-        key = _key(req)
+        return await self._recall(req, _key(req))
+
+    async def _recall(self, req: RequestContext, key: Key) -> Answer | None:
         pending = self._in_flight.get(key)
         if pending is not None:
             future, original = pending
