@@ -72,7 +72,7 @@ from kerberos.tkey import NegotiatedKey, negotiate
 from lab.info import LabInfo
 from lab.mit import MitLab
 from lab.namespace import leave_netns, nsenter_self
-from lab.proxy_config import SENDERS, render_proxy_config
+from lab.proxy_config import LAB_POLICY, SENDERS, render_proxy_config
 from proxy import wire
 from proxy.upstream_reply import check_reply
 
@@ -80,13 +80,7 @@ NAMES = 500
 # The lab policy without DHCID ownership (the load replaces RRsets unconditionally) and
 # with a rate limit too high to refuse the load (so its cost is measured); every other
 # rule is evaluated.
-BENCH_POLICY = """
-[policy.default]
-reverse_ranges = ["10.0.1.0/24"]
-ownership = "off"
-rate = 1000000.0
-burst = 1000000
-"""
+BENCH_POLICY = LAB_POLICY + 'ownership = "off"\nrate = 1000000.0\nburst = 1000000\n'
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
 

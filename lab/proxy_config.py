@@ -48,12 +48,7 @@ reverse_ranges = ["10.0.1.0/24", "2001:db8:1::/64"]
 # For tools that send unconditional updates (nsupdate scripts, the benchmark, streams
 # of updates as fast as the proxy answers): ownership and the rate limit are not
 # checked, the rest of the policy is.
-LAB_POLICY_NO_OWNERSHIP = """
-[policy.default]
-reverse_ranges = ["10.0.1.0/24", "2001:db8:1::/64"]
-ownership = "off"
-rate = 0.0
-"""
+LAB_POLICY_NO_OWNERSHIP = LAB_POLICY + 'ownership = "off"\nrate = 0.0\n'
 HTTP_PORT = 8053
 
 
