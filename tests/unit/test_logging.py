@@ -9,13 +9,14 @@ import json
 import logging
 import re
 
+import dns.name
 import pytest
 
 from proxy.config import LogConfig
 from proxy.context import RequestContext
 from proxy.logsetup import JsonFormatter, TextFormatter, setup_logging
 from proxy.outcome import Outcome
-from proxy.requestlog import RequestLog
+from proxy.requestlog import RequestLog, _quote, request_fields, text_fields
 
 # what the integration tests' log reader takes a field for
 _FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
@@ -100,3 +101,17 @@ def test_setup_logging_selects_format() -> None:
     assert root.level == logging.WARNING
     setup_logging(LogConfig())
     assert not isinstance(root.handlers[0].formatter, JsonFormatter)
+
+
+def test_text_fields_are_the_request_fields_in_their_order() -> None:
+    """The text line is built without :func:`request_fields`' dict (it runs per request):
+    both must name the same fields, in the same order, with the same values."""
+    req = finished('a "quoted" detail')
+    req.request_id, req.tsig_key_name, req.upstream, req.upstream_rcode = 7, "k.", "ns", 0
+    req.zone = dns.name.from_text("example.test.")
+    req.notes.append("a note")
+    fields = dict(_FIELD.findall(text_fields(req)))
+    expected = request_fields(req)
+    assert list(fields) == list(expected)
+    assert {k: v for k, v in fields.items() if k != "ms"} == {
+        k: _quote(v) for k, v in expected.items() if k != "ms"}
