@@ -13,8 +13,8 @@ from core.schema import setting
 class AuditConfig:
     """The audit log: one row per request, whatever the outcome.
 
-    Rows are queued by the request path and written in batches by a background
-    task. When the queue is full the *newest* row is dropped and counted
+    Rows are queued by the request path and written in batches by a writer
+    thread. When the queue is full the *newest* row is dropped and counted
     (``dnsproxy_audit_dropped_total``, plus a warning at most every 10 s): the
     request path never waits for the database.
     """
@@ -32,7 +32,9 @@ class AuditConfig:
         doc="PostgreSQL connection URI, e.g. 'postgresql://dnsproxy@db.example.test/audit' "
         "(passwords: use ~/.pgpass or PGPASSFILE, not the URI).",
     )
-    postgres_pool_size: int = setting(4, doc="PostgreSQL connections at most (writer + API).")
+    postgres_pool_size: int = setting(
+        4, doc="PostgreSQL connections at most for migrations and the API's queries (the "
+        "audit writer thread has one more of its own).")
     instance: str | None = setting(
         None, doc="Name of this proxy in the shared log (default: the host name)."
     )

@@ -1,8 +1,9 @@
 """The audit log's operations, written once for every backend.
 
-:class:`AuditDatabase` inserts batches, answers the HTTP API's queries and applies
-retention, using the SQL of :mod:`proxy.audit.query` on a
-:class:`~proxy.audit.backend.Backend` (SQLite or PostgreSQL).
+:class:`AuditDatabase` opens the database (migrations) and answers the HTTP API's
+queries; :func:`insert` and :func:`prune` are the writer thread's (blocking) operations
+on a :class:`~proxy.audit.backend.Sink`. All use the SQL of :mod:`proxy.audit.query` on
+a :class:`~proxy.audit.backend.Backend` (SQLite or PostgreSQL).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.audit import query
-from proxy.audit.backend import Backend, Row
+from proxy.audit.backend import Backend, Row, Sink
 from proxy.audit.config import AuditConfig
 from proxy.audit.migrations import migrate
 from proxy.audit.query import AuditFilter, Cursor
@@ -58,9 +59,10 @@ class AuditDatabase:
         """Close every connection."""
         await self.backend.close()
 
-    async def insert(self, rows: Sequence[Row]) -> None:
-        """Store rows in :data:`~proxy.audit.records.COLUMNS` order, in one transaction."""
-        await self.backend.writer.executemany(query.INSERT, rows)
+    def open_sink(self) -> Sink:
+        """A blocking connection of its own for the writer thread (see
+        :meth:`~proxy.audit.backend.Backend.open_sink`)."""
+        return self.backend.open_sink()
 
     async def page(
         self,
@@ -105,26 +107,33 @@ class AuditDatabase:
         rows = await self.backend.reader.fetch(f"SELECT count(*) FROM {query.TABLE}")
         return int(rows[0][0])
 
-    async def prune(self, older_than: float | None, max_rows: int) -> int:
-        """Delete rows with ``time < older_than`` and all but the newest ``max_rows``
-        (0: no row limit); return how many were deleted."""
-        writer = self.backend.writer
-        deleted = 0
-        if older_than is not None:
-            deleted += await self._delete_chunks(query.DELETE_OLDER, older_than)
-        if max_rows:
-            rows = await writer.fetch(query.NTH_NEWEST_ID, (max_rows,))
-            if rows:
-                deleted += await self._delete_chunks(query.DELETE_UP_TO_ID, rows[0][0])
-        return deleted
 
-    async def _delete_chunks(self, statement: str, bound: float) -> int:
-        deleted = 0
-        while True:
-            n = await self.backend.writer.execute(statement, (bound, query.PRUNE_CHUNK))
-            deleted += n
-            if n < query.PRUNE_CHUNK:
-                return deleted
+def insert(sink: Sink, rows: Sequence[Row]) -> None:
+    """Store rows in :data:`~proxy.audit.records.COLUMNS` order, in one transaction."""
+    sink.executemany(query.INSERT, rows)
+
+
+def prune(sink: Sink, older_than: float | None, max_rows: int) -> int:
+    """Delete rows with ``time < older_than`` and all but the newest ``max_rows``
+    (0: no row limit), in chunks of :data:`~proxy.audit.query.PRUNE_CHUNK` rows; return
+    how many were deleted."""
+    deleted = 0
+    if older_than is not None:
+        deleted += _delete_chunks(sink, query.DELETE_OLDER, older_than)
+    if max_rows:
+        rows = sink.fetch(query.NTH_NEWEST_ID, (max_rows,))
+        if rows:
+            deleted += _delete_chunks(sink, query.DELETE_UP_TO_ID, rows[0][0])
+    return deleted
+
+
+def _delete_chunks(sink: Sink, statement: str, bound: float) -> int:
+    deleted = 0
+    while True:
+        n = sink.execute(statement, (bound, query.PRUNE_CHUNK))
+        deleted += n
+        if n < query.PRUNE_CHUNK:
+            return deleted
 
 
 def open_backend(config: AuditConfig) -> Backend:

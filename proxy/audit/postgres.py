@@ -2,14 +2,18 @@
 
 Several proxies may write to one database; each row names its ``instance``.
 Migrations run under a transaction-scoped advisory lock so that proxies starting
-together do not race.
+together do not race. The audit writer thread has one more connection of its own,
+outside the pool (:class:`PostgresSink`): asyncpg only speaks asyncio, so that
+connection lives on a private event loop which the thread drives itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -19,6 +23,10 @@ from proxy.audit.query import POSTGRES
 
 #: pg_advisory_xact_lock key for schema migrations ("dnsaudit" in ASCII).
 MIGRATION_LOCK = 0x646E7361756469
+#: Seconds a statement may take before asyncpg cancels it.
+COMMAND_TIMEOUT = 60
+
+T = TypeVar("T")
 
 
 def without_password(dsn: str) -> str:
@@ -63,6 +71,46 @@ class PostgresConnection:
         return nullcontext(self._target)
 
 
+class PostgresSink:
+    """One asyncpg connection on a private event loop, run to completion call by call:
+    blocking calls for one thread (never the thread of another running loop)."""
+
+    def __init__(self, dsn: str) -> None:
+        self._loop = asyncio.new_event_loop()
+        try:
+            conn = self._loop.run_until_complete(
+                asyncpg.connect(dsn, command_timeout=COMMAND_TIMEOUT))
+        except BaseException:
+            self._loop.close()
+            raise
+        self._conn = conn
+        self._statements = PostgresConnection(conn)
+
+    def _wait(self, work: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run_until_complete(work)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        return self._wait(self._statements.execute(sql, params))
+
+    def executemany(self, sql: str, rows: Sequence[Row]) -> None:
+        """Run one statement for every row, in one transaction."""
+        self._wait(self._statements.executemany(sql, rows))
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a query; return its rows."""
+        return self._wait(self._statements.fetch(sql, params))
+
+    def close(self) -> None:
+        """Close the connection (at once if the server does not answer) and the loop."""
+        if not self._loop.is_closed():
+            with contextlib.suppress(Exception):
+                self._wait(self._conn.close(timeout=5))
+            if not self._conn.is_closed():
+                self._conn.terminate()
+            self._loop.close()
+
+
 class PostgresBackend:
     """Audit log in PostgreSQL; see the module docstring."""
 
@@ -79,7 +127,7 @@ class PostgresBackend:
     async def open(self) -> None:
         """Create the connection pool (fails if the server cannot be reached)."""
         self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=self.pool_size, command_timeout=60
+            self.dsn, min_size=1, max_size=self.pool_size, command_timeout=COMMAND_TIMEOUT
         )
         self.writer = self.reader = PostgresConnection(self._pool)
 
@@ -90,6 +138,10 @@ class PostgresBackend:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
             yield PostgresConnection(conn)
+
+    def open_sink(self) -> PostgresSink:
+        """A new blocking connection of its own, outside the pool."""
+        return PostgresSink(self.dsn)
 
     async def close(self) -> None:
         """Close the pool (waits for queries in progress)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import dns.name
@@ -19,8 +19,9 @@ import pytest
 
 from core.update import read_update
 from proxy.audit import AuditConfig, AuditFilter, AuditStore, start_audit
-from proxy.audit.database import AuditDatabase, open_backend
+from proxy.audit.database import AuditDatabase, open_backend, prune
 from proxy.audit.migrations import LATEST, VERSION_TABLE, SchemaTooNew
+from proxy.audit.query import TABLE
 from proxy.audit.store import GUARD_MIN_ROWS
 from proxy.context import RequestContext
 from proxy.outcome import Outcome
@@ -242,12 +243,23 @@ async def test_newer_than_gives_rows_written_after_an_id(
     assert all(e["outcome"] == "forwarded-ok" for e in only_tcp)
 
 
+async def pruned(store: AuditStore, older_than: float | None, max_rows: int) -> int:
+    """Retention on a connection of its own, in a thread, as the writer thread runs it."""
+    def run() -> int:
+        sink = store.db.open_sink()
+        try:
+            return prune(sink, older_than, max_rows)
+        finally:
+            sink.close()
+    return await asyncio.to_thread(run)
+
+
 async def test_retention_by_age_and_by_rows(
     store: AuditStore, population: list[RequestContext]
 ) -> None:
-    deleted = await store.db.prune(older_than=BASE_TIME + 10, max_rows=0)
+    deleted = await pruned(store, older_than=BASE_TIME + 10, max_rows=0)
     assert deleted == 20  # times BASE_TIME+0 .. +9, two requests each
-    deleted = await store.db.prune(older_than=None, max_rows=30)
+    deleted = await pruned(store, older_than=None, max_rows=30)
     assert deleted == 70
     rows = (await store.db.page(AuditFilter(), 1000)).entries
     assert {key(e) for e in rows} == {r.client for r in population[-30:]}
@@ -295,16 +307,78 @@ async def test_a_newer_schema_is_refused(store: AuditStore, audit_config: AuditC
 
 
 async def test_close_writes_what_is_queued(audit_config: AuditConfig) -> None:
-    audit_config.flush_interval = 60.0
+    audit_config.flush_interval, audit_config.batch_size = 60.0, 4
     store = await start_audit(audit_config)
     for i in range(10):
         store.record(synthetic_request(i))
     await store.close()
+    assert store.written == 10
     reopened = await start_audit(audit_config)
     try:
         assert await reopened.db.count() == 10
     finally:
         await reopened.close()
+
+
+async def until(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Poll ``condition`` until it holds (at most 10 s: the caller's assertion then fails)."""
+    deadline = time.monotonic() + 10
+    while not await condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+async def test_the_writer_writes_without_being_asked(store: AuditStore) -> None:
+    for i in range(10):
+        store.record(synthetic_request(i))
+
+    async def all_there() -> bool:
+        return await store.db.count() == 10
+    await until(all_there)  # no flush(): the thread writes every flush_interval on its own
+    assert await store.db.count() == 10 and store.written == 10
+
+
+async def test_flush_waits_for_the_rows_queued_before_it(audit_config: AuditConfig) -> None:
+    audit_config.flush_interval = 60.0  # the thread would not write for a minute unasked
+    store = await start_audit(audit_config)
+    try:
+        for i in range(50):
+            store.record(synthetic_request(i))
+        await store.flush()
+        assert await store.db.count() == 50 and store.written == 50
+        store.record(synthetic_request(50))
+        await store.flush()
+        assert await store.db.count() == 51
+        await store.flush()  # nothing queued: returns at once
+    finally:
+        await store.close()
+
+
+async def test_a_failing_database_is_retried_until_it_works(audit_config: AuditConfig) -> None:
+    store = await start_audit(audit_config)
+    try:
+        await store.db.backend.writer.execute(f"ALTER TABLE {TABLE} RENAME TO audit_away")
+        for i in range(10):
+            store.record(synthetic_request(i))
+
+        async def failed_twice() -> bool:
+            return store.write_failures >= 2
+        await until(failed_twice)
+        assert store.write_failures >= 2 and store.written == 0
+        await store.db.backend.writer.execute(f"ALTER TABLE audit_away RENAME TO {TABLE}")
+        await store.flush()
+        assert await store.db.count() == 10
+        assert store.written == 10 and store.lost == 0
+    finally:
+        await store.close()
+
+
+async def test_a_failing_database_is_given_up_at_close(audit_config: AuditConfig) -> None:
+    store = await start_audit(audit_config)
+    await store.db.backend.writer.execute(f"ALTER TABLE {TABLE} RENAME TO audit_away")
+    for i in range(7):
+        store.record(synthetic_request(i))
+    await store.close(timeout=0.3)
+    assert store.lost == 7 and store.written == 0 and store.write_failures >= 1
 
 
 
