@@ -19,6 +19,19 @@ each other and lose nothing. The database is opened (and its tables migrated,
 :mod:`proxy.audit.migrations`) on first use or by :meth:`~OwnershipStore.open`; every
 failure is raised as :class:`OwnershipUnavailable` with one sentence naming the
 database.
+
+An update that makes its sender a name's owner is applied by the upstream first and
+recorded here after: a proxy that dies in between (or whose answer from the upstream
+is lost) would leave the name in DNS with no owner, and its owner's DHCID-guarded
+retries refused for good. So such an update is first recorded as an :class:`Intent`
+(:meth:`~OwnershipStore.intend`): its DHCID changes and the records the name holds
+once the upstream applied it (:class:`Expected`). The NOERROR commit applies the
+changes and ends the intent in one transaction; another answer ends it
+(:meth:`~OwnershipStore.forget`). An intent left behind is settled by the next DHCID
+check of its name (:mod:`proxy.dhcid`): confirmed (:meth:`~OwnershipStore.confirm`)
+if the upstream holds exactly the expected records. Applying an intent's changes is
+guarded by its row: whoever deletes the row applies them, so a late commit after a
+confirmation (or the reverse) changes nothing.
 """
 
 from __future__ import annotations
@@ -26,9 +39,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -40,6 +54,7 @@ from proxy.audit.migrations import Migration, Schema, migrate
 
 NAMES = "dhcid_names"  # one row per owned name: its owner (and the name's write lock)
 VALUES = "dhcid_values"  # one row per name and DHCID value
+INTENTS = "dhcid_intents"  # one row per update in flight (or orphaned) and name it owns
 SCHEMA = Schema("DHCID ownership store", "ownership_schema_version", (
     Migration(1, f"{NAMES} and {VALUES}: the owner and the DHCID values of each name", (
         f"""CREATE TABLE {NAMES} (
@@ -51,6 +66,17 @@ SCHEMA = Schema("DHCID ownership store", "ownership_schema_version", (
             dhcid TEXT NOT NULL,
             PRIMARY KEY (name, dhcid))""",
     )),
+    Migration(2, f"{INTENTS}: ownership an update gains once its upstream applied it", (
+        f"""CREATE TABLE {INTENTS} (
+            token TEXT NOT NULL,
+            name TEXT NOT NULL,
+            identity TEXT,
+            changes TEXT NOT NULL,
+            expected TEXT NOT NULL,
+            created {{float}} NOT NULL,
+            PRIMARY KEY (token, name))""",
+        f"CREATE INDEX {INTENTS}_name ON {INTENTS} (name)",
+    )),
 ))
 #: ``ownership_db`` value for a store that lives in memory only.
 MEMORY = ":memory:"
@@ -61,15 +87,25 @@ POSTGRES_POOL_SIZE = 4
 #: Seconds one read or write (with opening the database, if needed) may take.
 TIMEOUT = 5.0
 
-_SELECT = (f"SELECT n.identity, n.updated, v.dhcid FROM {NAMES} n JOIN {VALUES} v "
-           "ON v.name = n.name WHERE n.name = ?")
+# one round trip: the name's values ("v" rows), then its intents ("i" rows)
+_SELECT = (f"SELECT 'v', n.identity, n.updated, v.dhcid, NULL, NULL FROM {NAMES} n "
+           f"JOIN {VALUES} v ON v.name = n.name WHERE n.name = ? UNION ALL "
+           f"SELECT 'i', identity, created, token, changes, expected FROM {INTENTS} "
+           "WHERE name = ?")
 # first statement on a name in a write: creates or locks its row until the commit
 _LOCK = (f"INSERT INTO {NAMES} (name, identity, updated) VALUES (?, NULL, ?) "
          "ON CONFLICT (name) DO UPDATE SET updated = excluded.updated")
+# the changes of a statement ending in _GUARD happen only while the intent's row exists
+_GUARD = f" AND EXISTS (SELECT 1 FROM {INTENTS} i WHERE i.token = ? AND i.name = ?)"
 _CLEAR = f"DELETE FROM {VALUES} WHERE name = ?"
 _REMOVE = f"DELETE FROM {VALUES} WHERE name = ? AND dhcid = ?"
-_ADD = f"INSERT INTO {VALUES} (name, dhcid) VALUES (?, ?) ON CONFLICT (name, dhcid) DO NOTHING"
+_ADD = (f"INSERT INTO {VALUES} (name, dhcid) SELECT CAST(? AS TEXT), CAST(? AS TEXT) "
+        "WHERE 1 = 1{guard} ON CONFLICT (name, dhcid) DO NOTHING")  # {guard}: format
 _OWNER = f"UPDATE {NAMES} SET identity = ? WHERE name = ?"
+_INTEND = (f"INSERT INTO {INTENTS} (token, name, identity, changes, expected, created) "
+           "VALUES (?, ?, ?, ?, ?, ?)")
+_END = f"DELETE FROM {INTENTS} WHERE token = ? AND name = ?"
+_END_ALL = f"DELETE FROM {INTENTS} WHERE token = ?"
 # last: a name without values is not owned
 _FORGET = (f"DELETE FROM {NAMES} WHERE name = ? AND NOT EXISTS "
            f"(SELECT 1 FROM {VALUES} v WHERE v.name = {NAMES}.name)")
@@ -85,12 +121,39 @@ class OwnershipUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
+class Expected:
+    """The records of one type a name holds once an update was applied: exactly
+    ``values`` (the update replaced the RRset, or the name was not in use) or at least
+    them. Values are rdata in canonical wire form (RFC 4034 §6.2)."""
+
+    rdtype: int
+    exact: bool
+    values: frozenset[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """The DHCID changes one update makes to ``name`` once its upstream applied it, by
+    ``identity``; ``expected`` tells whether it was applied. ``token`` names the update
+    (one token, one row per name); ``created`` is the time.time() it was recorded."""
+
+    token: str
+    name: dns.name.Name
+    identity: str | None
+    changes: tuple[Change, ...]
+    expected: tuple[Expected, ...]
+    created: float
+
+
+@dataclass(frozen=True, slots=True)
 class Ownership:
-    """The DHCID values (rdata wire) recorded for one name, and who wrote them."""
+    """The DHCID values (rdata wire) recorded for one name, who wrote them, and the
+    intents of updates not yet known to be applied (oldest first)."""
 
     dhcids: frozenset[bytes]
     identity: str | None
-    updated: float  # time.time() of the last change
+    updated: float  # time.time() of the last change (0: no values)
+    pending: tuple[Intent, ...] = ()
 
 
 def _key(name: dns.name.Name) -> str:
@@ -99,6 +162,49 @@ def _key(name: dns.name.Name) -> str:
 
 def _text(value: bytes) -> str:
     return base64.b64encode(value).decode()
+
+
+def _bytes(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def _changes_text(changes: Sequence[Change]) -> str:
+    return json.dumps([[op, sorted(map(_text, values))] for op, values in changes])
+
+
+def _expected_text(expected: Sequence[Expected]) -> str:
+    return json.dumps([[e.rdtype, e.exact, sorted(map(_text, e.values))] for e in expected])
+
+
+def _intent(name: dns.name.Name, row: Row) -> Intent:
+    """An intent from an "i" row of :data:`_SELECT`."""
+    _, identity, created, token, changes, expected = row
+    return Intent(
+        token, name, identity,
+        tuple((op, frozenset(map(_bytes, values))) for op, values in json.loads(changes)),
+        tuple(Expected(t, exact, frozenset(map(_bytes, values)))
+              for t, exact, values in json.loads(expected)),
+        created)
+
+
+def _statements(key: str, ops: Sequence[Change], identity: str | None,
+                token: str | None) -> list[tuple[str, Row]]:
+    """One name's changes after its lock; with ``token``, guarded by that intent's row,
+    which they end."""
+    guard, guarded = (_GUARD, (token, key)) if token else ("", ())
+    statements: list[tuple[str, Row]] = []
+    for op, values in ops:
+        if op == "clear":
+            statements.append((_CLEAR + guard, (key, *guarded)))
+        elif op == "remove":
+            statements += [(_REMOVE + guard, (key, _text(v), *guarded)) for v in sorted(values)]
+        else:
+            statements += [(_ADD.format(guard=guard), (key, _text(v), *guarded))
+                           for v in sorted(values)]
+            statements.append((_OWNER + guard, (identity, key, *guarded)))
+    if token:
+        statements.append((_END, (token, key)))
+    return statements
 
 
 def location(ownership_db: str | None, audit: AuditConfig) -> str:
@@ -154,33 +260,59 @@ class OwnershipStore:
             self._open = True
 
     async def get(self, name: dns.name.Name) -> Ownership | None:
-        """What is recorded for ``name`` (None: nothing)."""
+        """What is recorded for ``name`` (None: no values and no intent)."""
         key = _key(name)
-        rows = await self._run(lambda: self.backend.writer.fetch(_SELECT, (key,)))
+        rows = await self._run(lambda: self.backend.writer.fetch(_SELECT, (key, key)))
         if not rows:
             return None
-        return Ownership(frozenset(base64.b64decode(r[2]) for r in rows), rows[0][0], rows[0][1])
+        values = [r for r in rows if r[0] == "v"]
+        pending = sorted((_intent(name, r) for r in rows if r[0] == "i"),
+                         key=lambda i: (i.created, i.token))
+        return Ownership(frozenset(_bytes(r[3]) for r in values),
+                         values[0][1] if values else None,
+                         values[0][2] if values else 0.0, tuple(pending))
 
-    async def apply(self, changes: Changes, identity: str | None) -> None:
+    async def apply(self, changes: Changes, identity: str | None, *, token: str | None = None,
+                    intended: Collection[dns.name.Name] = ()) -> None:
         """Record one update's DHCID ``changes`` (per name, in update order), all or
-        nothing; an ``add`` makes ``identity`` the owner of all the name's values. Names
-        are locked in sorted order, so concurrent writers wait for each other instead of
-        deadlocking."""
+        nothing; an ``add`` makes ``identity`` the owner of all the name's values. The
+        changes of the ``intended`` names are guarded by intent ``token`` (see the module
+        docstring) and end it. Names are locked in sorted order, so concurrent writers
+        wait for each other instead of deadlocking."""
         now = time.time()
         statements: list[tuple[str, Row]] = []
-        for key, ops in sorted((_key(name), ops) for name, ops in changes.items()):
+        for name, ops in sorted(changes.items(), key=lambda item: _key(item[0])):
+            key = _key(name)
             statements.append((_LOCK, (key, now)))
-            for op, values in ops:
-                if op == "clear":
-                    statements.append((_CLEAR, (key,)))
-                elif op == "remove":
-                    statements += [(_REMOVE, (key, _text(v))) for v in sorted(values)]
-                else:
-                    statements += [(_ADD, (key, _text(v))) for v in sorted(values)]
-                    statements.append((_OWNER, (identity, key)))
+            statements += _statements(key, ops, identity, token if name in intended else None)
             statements.append((_FORGET, (key,)))
         if statements:
             await self._run(lambda: self.backend.writer.transact(statements))
+
+    async def intend(self, token: str, changes: Changes, identity: str | None,
+                     expected: Mapping[dns.name.Name, Sequence[Expected]]) -> None:
+        """Record intent ``token``: ``changes`` of each name in ``expected``, which the
+        name holds once the upstream applied the update (one transaction)."""
+        now = time.time()
+        statements: list[tuple[str, Row]] = [
+            (_INTEND, (token, _key(name), identity, _changes_text(changes[name]),
+                       _expected_text(records), now))
+            for name, records in expected.items()]
+        if statements:
+            await self._run(lambda: self.backend.writer.transact(statements))
+
+    async def confirm(self, intent: Intent) -> None:
+        """Apply ``intent``'s changes: its update was applied (nothing if its row is
+        gone: its commit or another confirmation came first)."""
+        await self.apply({intent.name: list(intent.changes)}, intent.identity,
+                         token=intent.token, intended=(intent.name,))
+
+    async def forget(self, token: str, name: dns.name.Name | None = None) -> None:
+        """End intent ``token`` (only its row for ``name``, if given) unapplied."""
+        if name is None:
+            await self._run(lambda: self.backend.writer.execute(_END_ALL, (token,)))
+        else:
+            await self._run(lambda: self.backend.writer.execute(_END, (token, _key(name))))
 
     async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()`` on the open database, within :data:`TIMEOUT`; failures as

@@ -13,8 +13,10 @@ negotiated after the loss; the client never sees it. An echoed REFUSED on such a
 fresh context is a real refusal. For an upstream without
 DHCID (Samba) the DHCID records and prerequisites are kept by the proxy
 (:mod:`proxy.dhcid`, :mod:`proxy.ownership`) and left out of the forwarded update; the
-store is read within the deadline before forwarding and written after the upstream's
-NOERROR.
+store is read (intents of the names settled, asking the upstream) within the deadline,
+the ownership the update gains is recorded as an intent before forwarding, and written
+(ending the intent) after the upstream's NOERROR; another answer ends the intent, no
+answer leaves it (the update may have been applied).
 
 Output: ``req.upstream``, ``req.upstream_rcode`` (what the upstream said),
 ``req.upstream_verified`` (whether its TSIG verified; echoes never do), ``req.notes``
@@ -33,7 +35,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
 import dns.name
@@ -41,12 +44,12 @@ import dns.rcode
 
 from kerberos.contexts import ContextPool, SecurityContext
 from kerberos.errors import KerberosError
-from proxy import dhcid, wire
+from proxy import dhcid, record_check, wire
 from proxy.config import ForwardConfig
 from proxy.context import RequestContext
 from proxy.dialects import BIND, Dialect
 from proxy.outcome import Outcome, Reject
-from proxy.ownership import MEMORY, OwnershipStore, OwnershipUnavailable
+from proxy.ownership import MEMORY, Expected, OwnershipStore, OwnershipUnavailable
 from proxy.pipeline import Answer, Next
 from proxy.upstream import UpstreamTransport, UpstreamUnreachable
 from proxy.upstream_reply import (
@@ -140,6 +143,7 @@ class ForwardStage:
             req.upstream = upstream.label
             plan = None if upstream.dhcid else await self._plan(req, upstream, remaining)
             body = plan.body if plan is not None else req.body
+            token = await self._intend(req, plan) if plan is not None and plan.intents else None
             try:
                 # the per-try limit leaves time to fail over; the last upstream may use
                 # all that is left of the deadline (e.g. to renegotiate after a restart)
@@ -157,7 +161,9 @@ class ForwardStage:
             upstream.health.answered()
             answer = self._answer(req, upstream, reply)
             if plan is not None and answer.outcome is Outcome.FORWARDED_OK:
-                await self._commit(req, upstream, plan)
+                await self._commit(req, upstream, plan, token)
+            elif token is not None:
+                await self._forget(req, token)
             return answer
         raise Reject(Outcome.UPSTREAM_UNREACHABLE,
                      "no upstream answered: " + "; ".join(problems))
@@ -166,9 +172,13 @@ class ForwardStage:
                     remaining: float) -> dhcid.DhcidPlan | None:
         """DHCID emulation for an upstream without DHCID (see :mod:`proxy.dhcid`)."""
         assert req.update is not None
+        def holds(name: dns.name.Name, expected: Sequence[Expected]) -> Awaitable[bool | None]:
+            return record_check.holds(upstream.transport, name, expected,
+                                      min(self.policy.try_timeout, remaining))
+
         try:
             async with asyncio.timeout(remaining):
-                plan = await dhcid.plan(req.update, req.body, self.ownership)
+                plan = await dhcid.plan(req.update, req.body, self.ownership, holds, req.notes)
         except TimeoutError:
             raise Reject(Outcome.OWNERSHIP_UNAVAILABLE,
                          f"the DHCID ownership store ({self.ownership.where}) did not answer "
@@ -184,12 +194,34 @@ class ForwardStage:
                              f"{plan.stripped} DHCID RRset(s) left out of the forwarded update")
         return plan
 
-    async def _commit(self, req: RequestContext, upstream: Upstream,
-                      plan: dhcid.DhcidPlan) -> None:
-        """Record the DHCID changes of an update ``upstream`` applied. Not bounded by the
-        deadline: a late record still lets the client's retry find its DHCID."""
+    async def _intend(self, req: RequestContext, plan: dhcid.DhcidPlan) -> str:
+        """Record the ownership ``plan`` gives once applied, before it is forwarded
+        (:mod:`proxy.ownership`); return the intent's token. Unrecorded: not forwarded."""
+        token = uuid.uuid4().hex
         try:
-            await self.ownership.apply(plan.changes, req.identity)
+            await self.ownership.intend(token, plan.changes, req.identity, plan.intents)
+        except OwnershipUnavailable as exc:
+            raise Reject(Outcome.OWNERSHIP_UNAVAILABLE, f"{exc}; not forwarded") from None
+        return token
+
+    async def _forget(self, req: RequestContext, token: str) -> None:
+        """End an intent whose update the upstream answered without applying it; if the
+        store fails, the intent is left to the next check of its names (it is forgotten
+        there unless the upstream holds exactly its records)."""
+        try:
+            await self.ownership.forget(token)
+        except OwnershipUnavailable as exc:
+            log.warning("request %s: its DHCID intent %s stays recorded: %s",
+                        req.request_id, token, exc)
+
+    async def _commit(self, req: RequestContext, upstream: Upstream,
+                      plan: dhcid.DhcidPlan, token: str | None) -> None:
+        """Record the DHCID changes of an update ``upstream`` applied, ending its intent.
+        Not bounded by the deadline: a late record still lets the client's retry find
+        its DHCID."""
+        try:
+            await self.ownership.apply(plan.changes, req.identity, token=token,
+                                       intended=plan.intents)
         except OwnershipUnavailable as exc:
             log.error("%s applied request %s from %s, but its DHCID ownership was not "
                       "recorded: %s", upstream.label, req.request_id, req.client_text, exc)

@@ -11,6 +11,7 @@ directory client against AD's in-chain rule over StartTLS and LDAPS.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import socket
@@ -26,6 +27,8 @@ import dns.message
 import dns.name
 import dns.query
 import dns.rcode
+import dns.rdata
+import dns.rdatatype
 import dns.update
 import gssapi
 import pytest
@@ -48,6 +51,7 @@ from proxy.config import KerberosConfig
 from proxy.context import RequestContext
 from proxy.dialects import DIALECTS
 from proxy.outcome import Outcome, Reject
+from proxy.ownership import DEFAULT_FILE, Expected, OwnershipStore
 from proxy.pipeline import Answer
 from proxy.stages.groups import build_groups_stage
 from proxy.upstream_reply import UpstreamReply, check_reply
@@ -188,6 +192,44 @@ def test_ownership_survives_a_proxy_restart(samba: LabInfo, tmp_path: Path) -> N
         assert nsupdate(proxy, replace(FWD, host, "10.0.1.43", first),
                         "127.0.3.1").returncode == 0
         assert lookup(samba, host) == ["10.0.1.43"]
+        assert nsupdate(proxy, remove(FWD, host, first), "127.0.3.1").returncode == 0
+        assert lookup(samba, host) == []
+    finally:
+        proxy.stop()
+
+
+async def test_an_update_applied_but_never_recorded_is_confirmed_from_samba(
+        samba: LabInfo, tmp_path: Path) -> None:
+    """A proxy killed between Samba's NOERROR and its store commit leaves the name in
+    Samba, no owner in the store, and the intent it recorded before forwarding (made
+    here from a completed registration: its commit undone, its intent written as that
+    proxy did). The owner's DHCID-guarded retry makes the proxy ask Samba, which holds
+    exactly the intended records, so the owner is recorded and the retry applied; the
+    other client is still refused."""
+    proxy = _start_proxy(samba, tmp_path)
+    host = f"orphan-{int(time.time())}.{FWD}"
+    first, second = dhcid(host, b"\x01client-one"), dhcid(host, b"\x01client-two")
+    name = dns.name.from_text(host)
+    try:
+        assert nsupdate(proxy, register(FWD, host, "10.0.1.44", first),
+                        "127.0.3.1").returncode == 0
+        a = dns.rdata.from_text("IN", "A", "10.0.1.44").to_digestable()
+        store = OwnershipStore(str(tmp_path / DEFAULT_FILE))
+        try:
+            await store.apply({name: [("clear", frozenset())]}, None)  # never committed
+            assert await store.get(name) is None
+            await store.intend("killed", {name: [("clear", frozenset()), (
+                "add", frozenset({base64.b64decode(first)}))]}, "DHCP1$",
+                {name: (Expected(dns.rdatatype.A, True, frozenset({a})),)})
+        finally:
+            await store.close()
+        refused = nsupdate(proxy, replace(FWD, host, "10.0.1.45", second), "127.0.3.2")
+        assert refused.returncode != 0 and "NXRRSET" in refused.stderr
+        assert "confirmed" in last_request_line(proxy)  # the owner's, found in Samba
+        assert lookup(samba, host) == ["10.0.1.44"]
+        assert nsupdate(proxy, replace(FWD, host, "10.0.1.46", first),
+                        "127.0.3.1").returncode == 0
+        assert lookup(samba, host) == ["10.0.1.46"]
         assert nsupdate(proxy, remove(FWD, host, first), "127.0.3.1").returncode == 0
         assert lookup(samba, host) == []
     finally:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Sequence
 
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdatatype
 import dns.update
 import pytest
 
 from core.update import ParsedUpdate, read_update
 from proxy import wire
-from proxy.dhcid import DhcidPlan, DhcidPrerequisiteFailed, plan
-from proxy.ownership import MEMORY, OwnershipStore
+from proxy.dhcid import STALE_AFTER, DhcidPlan, DhcidPrerequisiteFailed, Holds, plan
+from proxy.ownership import MEMORY, Expected, OwnershipStore
 from tests.fixtures import packet
 
 NAME = dns.name.from_text("labhost1.example.test.")
@@ -136,3 +138,142 @@ async def test_signed_fixture_body_is_planned_without_its_tsig(store: OwnershipS
     result = await plan(read_update(data), body, store)
     assert result is not None and not dns.message.from_wire(result.body).had_tsig
 
+
+
+# ----- intents: an update applied upstream whose ownership was never recorded -----
+
+async def _intended(fixture: str, store: OwnershipStore, identity: str = "DHCP1$") -> str:
+    """Plan ``fixture`` and record its intent, as the forward stage does before sending;
+    then nothing more (the proxy died, or the upstream's answer was lost)."""
+    msg, data = _parsed(fixture)
+    result = await plan(msg, data, store)
+    assert result is not None and result.intents
+    token = f"{fixture}-{identity}"
+    await store.intend(token, result.changes, identity, result.intents)
+    return token
+
+
+def _holds(answer: bool | None, asked: list[tuple[dns.name.Name, tuple[Expected, ...]]]
+           ) -> Holds:
+    async def holds(name: dns.name.Name, expected: Sequence[Expected]) -> bool | None:
+        asked.append((name, tuple(expected)))
+        return answer
+    return holds
+
+
+async def test_an_add_records_what_the_name_holds_once_applied(store: OwnershipStore) -> None:
+    msg, data = _parsed("kea-add-forward.bin")
+    result = await plan(msg, data, store)
+    assert result is not None
+    a = dns.rdata.from_text("IN", "A", "10.0.1.100").to_digestable()
+    # "name not in use" then add: exactly this A (the DHCID is the proxy's, not there)
+    assert result.intents == {NAME: (Expected(dns.rdatatype.A, True, frozenset({a})),)}
+    msg, data = _parsed("kea-remove-forward-addr.bin")  # removes only: gains nothing
+    await store.intend("add", result.changes, "DHCP1$", result.intents)
+    await store.apply(result.changes, "DHCP1$", token="add", intended=result.intents)
+    entry = await store.get(NAME)
+    assert entry is not None and entry.identity == "DHCP1$" and entry.pending == ()
+    removal = await plan(msg, data, store)
+    assert removal is not None and removal.intents == {}
+
+
+async def test_an_orphaned_add_is_confirmed_when_the_upstream_holds_its_records(
+        store: OwnershipStore) -> None:
+    await _intended("kea-add-forward.bin", store)
+    # the owner's DHCID-guarded update: the proxy asks the upstream, which holds the A
+    asked: list[tuple[dns.name.Name, tuple[Expected, ...]]] = []
+    notes: list[str] = []
+    msg, data = _parsed("kea-remove-forward-addr.bin")
+    result = await plan(msg, data, store, _holds(True, asked), notes)
+    assert result is not None and [name for name, _ in asked] == [NAME]
+    entry = await store.get(NAME)
+    assert entry is not None and entry.identity == "DHCP1$" and entry.pending == ()
+    assert len(entry.dhcids) == 1 and "confirmed" in notes[0] and "DHCP1$" in notes[0]
+
+
+async def test_an_intent_whose_records_are_not_there_confirms_nothing(
+        store: OwnershipStore) -> None:
+    token = await _intended("kea-add-forward.bin", store)
+    msg, data = _parsed("kea-remove-forward-addr.bin")
+    with pytest.raises(DhcidPrerequisiteFailed) as failed:
+        await plan(msg, data, store, _holds(False, []))
+    assert failed.value.rcode == dns.rcode.NXRRSET
+    entry = await store.get(NAME)  # young: perhaps still in flight, kept
+    assert entry is not None and [i.token for i in entry.pending] == [token]
+    assert entry.dhcids == frozenset()
+    # explain (no upstream to ask) only reads
+    with pytest.raises(DhcidPrerequisiteFailed):
+        await plan(msg, data, store)
+
+
+async def test_a_stale_intent_that_does_not_match_is_forgotten(
+        store: OwnershipStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    await _intended("kea-add-forward.bin", store)
+    later = time.time() + STALE_AFTER + 1
+    monkeypatch.setattr("proxy.dhcid.time.time", lambda: later)
+    notes: list[str] = []
+    msg, data = _parsed("kea-remove-forward-addr.bin")
+    with pytest.raises(DhcidPrerequisiteFailed):
+        await plan(msg, data, store, _holds(False, []), notes)
+    assert await store.get(NAME) is None and "forgotten" in notes[0]
+
+
+async def test_intents_of_two_owners_that_both_match_confirm_neither(
+        store: OwnershipStore) -> None:
+    await _intended("kea-add-forward.bin", store)
+    await _intended("kea-conflict-add-forward.bin", store, identity="DHCP2$")
+    notes: list[str] = []
+    msg, data = _parsed("kea-remove-forward-addr.bin")
+    with pytest.raises(DhcidPrerequisiteFailed):
+        await plan(msg, data, store, _holds(True, []), notes)
+    entry = await store.get(NAME)
+    assert entry is not None and entry.dhcids == frozenset() and len(entry.pending) == 2
+    assert "none confirmed" in notes[0]
+
+
+async def test_the_commit_after_a_confirmation_changes_nothing(store: OwnershipStore) -> None:
+    """The slow original proxy commits after another instance confirmed its intent and
+    the name changed hands: the late commit must not bring the old owner back."""
+    msg, data = _parsed("kea-add-forward.bin")
+    original = await plan(msg, data, store)
+    assert original is not None
+    await store.intend("slow", original.changes, "DHCP1$", original.intents)
+    entry = await store.get(NAME)
+    assert entry is not None
+    await store.confirm(entry.pending[0])  # another instance saw the records upstream
+    await _apply("kea-remove-forward-rrs.bin", store)  # the owner released the name
+    await _apply("kea-conflict-add-forward.bin", store, identity="DHCP2$")  # new owner
+    await store.apply(original.changes, "DHCP1$", token="slow", intended=original.intents)
+    entry = await store.get(NAME)
+    assert entry is not None and entry.identity == "DHCP2$" and entry.pending == ()
+
+
+async def test_an_owned_name_gains_no_owner_from_an_intent(
+        store: OwnershipStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead proxy's intent (its update never sent) must not take the name from the
+    client that registered it since, with the same address."""
+    await _intended("kea-conflict-add-forward.bin", store, identity="DHCP2$")
+    await _apply("kea-add-forward.bin", store)  # DHCP1$ owns it now
+    asked: list[tuple[dns.name.Name, tuple[Expected, ...]]] = []
+    msg, data = _parsed("kea-remove-forward-addr.bin")  # DHCP1$'s own guarded update
+    assert await plan(msg, data, store, _holds(True, asked)) is not None
+    entry = await store.get(NAME)
+    assert entry is not None and entry.identity == "DHCP1$" and asked == []
+    assert len(entry.pending) == 1  # young: kept
+    later = time.time() + STALE_AFTER + 1
+    monkeypatch.setattr("proxy.dhcid.time.time", lambda: later)
+    assert await plan(msg, data, store, _holds(True, asked)) is not None
+    entry = await store.get(NAME)
+    assert entry is not None and entry.identity == "DHCP1$" and entry.pending == ()
+
+
+async def test_a_stale_intent_stays_while_the_upstream_cannot_be_asked(
+        store: OwnershipStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = await _intended("kea-add-forward.bin", store)
+    later = time.time() + STALE_AFTER + 1
+    monkeypatch.setattr("proxy.dhcid.time.time", lambda: later)
+    msg, data = _parsed("kea-remove-forward-addr.bin")
+    with pytest.raises(DhcidPrerequisiteFailed):
+        await plan(msg, data, store, _holds(None, []))
+    entry = await store.get(NAME)
+    assert entry is not None and [i.token for i in entry.pending] == [token]

@@ -22,6 +22,7 @@ from proxy.ownership import (
     SCHEMA,
     VALUES,
     Changes,
+    Expected,
     OwnershipStore,
     OwnershipUnavailable,
     location,
@@ -79,7 +80,7 @@ async def test_survives_a_restart(ownership_location: str, store: OwnershipStore
         entry = await again.get(NAME)  # opens on first use
         assert entry is not None and (entry.dhcids, entry.identity) == ({FIRST}, "DHCP1$")
         rows = await again.backend.writer.fetch(f"SELECT version FROM {SCHEMA.version_table}")
-        assert [r[0] for r in rows] == [SCHEMA.latest]  # migrated once
+        assert sorted(r[0] for r in rows) == [m.version for m in SCHEMA.migrations]
     finally:
         await again.close()
 
@@ -167,3 +168,39 @@ def test_location_defaults_next_to_the_audit_log() -> None:
     assert location(None, shared) == "postgresql://db.example.test/audit"
     assert location("/srv/own.db", shared) == "/srv/own.db"
     assert location(MEMORY, sqlite) == MEMORY
+
+
+async def test_an_intent_is_applied_once_by_whichever_instance_ends_it(
+        ownership_location: str, store: OwnershipStore) -> None:
+    """Instance A records an intent and forwards; instance B confirms it (A seemed
+    dead); A's late commit then changes nothing — even after the name changed hands."""
+    expected = {NAME: (Expected(1, True, frozenset({b"\x0a\x00\x01\x64"})),)}
+    changes: Changes = {NAME: [("clear", frozenset()), ("add", frozenset({FIRST}))]}
+    await store.intend("update-1", changes, "DHCP1$", expected)
+    other = OwnershipStore(ownership_location)
+    try:
+        entry = await other.get(NAME)
+        assert entry is not None and entry.dhcids == frozenset()
+        (intent,) = entry.pending
+        assert (intent.token, intent.identity, intent.changes, intent.expected) == (
+            "update-1", "DHCP1$", tuple(changes[NAME]), expected[NAME])
+        await other.confirm(intent)
+        await other.confirm(intent)  # a second confirmation: the row is gone, nothing
+        await other.apply({NAME: [("clear", frozenset()), ("add", frozenset({SECOND}))]},
+                          "DHCP2$")
+    finally:
+        await other.close()
+    await store.apply(changes, "DHCP1$", token="update-1", intended=expected)  # late
+    entry = await store.get(NAME)
+    assert entry is not None and (entry.dhcids, entry.identity, entry.pending) == (
+        {SECOND}, "DHCP2$", ())
+
+
+async def test_a_forgotten_intent_changes_nothing(store: OwnershipStore) -> None:
+    expected = {NAME: (Expected(1, True, frozenset({b"\x0a\x00\x01\x64"})),)}
+    changes: Changes = {NAME: [("add", frozenset({FIRST}))]}
+    await store.intend("refused", changes, "DHCP1$", expected)
+    await store.forget("refused")
+    assert await store.get(NAME) is None
+    await store.apply(changes, "DHCP1$", token="refused", intended=expected)
+    assert await store.get(NAME) is None
