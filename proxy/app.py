@@ -73,6 +73,11 @@ log = logging.getLogger("dnsupdate_proxy.app")
 UpstreamKey = tuple[str, int, str, str, int, str | None, str, str, str | None]
 
 
+def _credentials_state(credentials: KeytabCredentials) -> str:
+    """``ok``, or why a ticket is not at hand (for ``/readyz``)."""
+    return "ok" if credentials.valid else credentials.last_error or "not acquired yet"
+
+
 class ProxyApp:
     """The running proxy; see the module docstring."""
 
@@ -335,11 +340,15 @@ class ProxyApp:
                 ("failure",): st.failures, ("stale",): st.stale}
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
-        """For ``/readyz``: credentials valid, a context usable, directory answering."""
+        """For ``/readyz``: credentials valid (``[kerberos]``'s, and as
+        ``credentials.<name>`` each ``[credentials.<name>]`` an upstream signs with), a
+        context usable, directory answering."""
         pools = [u.pool for u in self.upstreams]
         checks: dict[str, object] = {
-            "credentials": "ok" if self.credentials.valid
-            else self.credentials.last_error or "not acquired yet",
+            "credentials": _credentials_state(self.credentials),
+            **{f"credentials.{name}": _credentials_state(self.named_credentials[name])
+               for name in sorted({u.credentials for u in self.declared.upstreams
+                                   if u.credentials in self.named_credentials})},
             "upstream_context": "ok" if any(p.idle_usable for p in pools)
             else next((p.stats.last_error for p in pools if p.stats.last_error), "none usable"),
         }

@@ -12,9 +12,13 @@ there, in the audit row and in the request log.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 from dhcid_scripts import dhcid, lookup, nsupdate, register
 from dhcp_support import request_events
@@ -30,22 +34,37 @@ FOREST_SVC = f"{topology.SERVICE_ACCOUNT}@{topology.FOREST_REALM}"
 
 
 def _start(lab: LabInfo, start_proxy: Callable[..., ProxyProcess], *,
-           forest_credentials: bool) -> ProxyProcess:
+           forest_credentials: bool, http_port: int | None = None,
+           forest_keytab: str | None = None) -> ProxyProcess:
     """A proxy relaying the lab's zones (ns), branch.test and forest.test (both on ns2);
-    forest.test's server signed as [credentials.forest] if ``forest_credentials``."""
+    forest.test's server signed as [credentials.forest] if ``forest_credentials`` (from
+    ``forest_keytab``, default the account's own)."""
     ns2 = (lab.addresses["ns2"], lab.hostnames["ns2"])
     forest = [f'zones = ["{topology.FOREST_ZONE}"]']
     if forest_credentials:
         forest.append('credentials = "forest"')
     account = lab.principals["forest-svc"]
     return start_proxy(
+        http_port=http_port,
         more_zones=[topology.BRANCH_ZONE, topology.FOREST_ZONE],
         upstreams=[(lab.dns_server_ip, lab.dns_server,
                     "zones = [" + ", ".join(f'"{z}"' for z in lab.zones) + "]"),
                    (*ns2, f'zones = ["{topology.BRANCH_ZONE}"]'),
                    (*ns2, "\n".join(forest))],
         extra=f'[credentials.forest]\nprincipal = "{account.principal}"\n'
-              f'keytab = "{account.keytab}"\n')
+              f'keytab = "{forest_keytab or account.keytab}"\n')
+
+
+def _readyz(lab: LabInfo, http_port: int) -> tuple[int, dict[str, Any]]:
+    """``/readyz``'s status and body."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no HTTP proxy
+    request = urllib.request.Request(f"http://{lab.proxy_ip}:{http_port}/readyz", headers={
+        "Authorization": f"Bearer {lab.secrets.http_token}"})
+    try:
+        with opener.open(request, timeout=3) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
 def _signed_by(lab: LabInfo, zone: str, host: str) -> str | None:
@@ -103,3 +122,23 @@ def test_without_its_account_the_other_forests_zone_refuses(
     assert lookup(lab.addresses["ns2"], host) == []
     assert _signed_by(lab, topology.FOREST_ZONE, host.rstrip(".")) is None
 
+
+
+def test_readiness_names_each_account_an_upstream_signs_with(
+        lab: LabInfo, start_proxy: Callable[..., ProxyProcess], http_port: int) -> None:
+    """/readyz checks [credentials.forest] on its own: ready with its keytab; with a
+    keytab that does not hold the account (the [kerberos] one), not ready, and the
+    check says which account and keytab failed while the others stay ok."""
+    proxy = _start(lab, start_proxy, forest_credentials=True, http_port=http_port)
+    status, body = poll(lambda: (r := _readyz(lab, http_port))[0] == 200 and r,
+                        "/readyz 200")
+    assert body["checks"]["credentials"] == body["checks"]["credentials.forest"] == "ok"
+    proxy.stop()
+    wrong = lab.principals["svc"].keytab
+    _start(lab, start_proxy, forest_credentials=True, http_port=http_port,
+           forest_keytab=wrong)
+    status, body = poll(lambda: (r := _readyz(lab, http_port))[1]["checks"].get(
+        "credentials.forest") not in (None, "not acquired yet") and r, "the forest check")
+    assert status == 503 and body["checks"]["credentials"] == "ok"
+    assert FOREST_SVC in body["checks"]["credentials.forest"], body
+    assert wrong in body["checks"]["credentials.forest"], body
