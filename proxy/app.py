@@ -330,6 +330,13 @@ class ProxyApp:
                              lambda: {(k,): v for k, v in
                                       self.refusals.suppressed_by_outcome.items()},
                              ("outcome",))
+        self.metrics.counter("dhcid_intents", "DHCID ownership intents (upstreams without "
+                             "DHCID), by event: recorded before forwarding, ended by an "
+                             "answer that applied nothing, confirmed from the upstream's "
+                             "records (its proxy died or lost the answer), forgotten "
+                             "unconfirmed.",
+                             lambda: {(k,): v for k, v in self.ownership.intents.items()},
+                             ("event",))
         export_state(self.metrics, self)
 
     def _directory_stats(self) -> dict[tuple[str, ...], float]:

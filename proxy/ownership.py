@@ -241,6 +241,10 @@ class OwnershipStore:
         self.where = self.backend.where  # for messages (no password)
         self._open = False
         self._opening = asyncio.Lock()
+        #: Intents by event, for metrics: recorded before forwarding; ended by the
+        #: upstream's answer without applying; confirmed (see :mod:`proxy.dhcid`);
+        #: forgotten unconfirmed. Recorded minus the rest: committed or pending.
+        self.intents = dict.fromkeys(("recorded", "ended", "confirmed", "forgotten"), 0)
 
     async def open(self) -> None:
         """Connect and bring the table up to date (nothing if already open)."""
@@ -300,19 +304,24 @@ class OwnershipStore:
             for name, records in expected.items()]
         if statements:
             await self._run(lambda: self.backend.writer.transact(statements))
+            self.intents["recorded"] += len(statements)
 
     async def confirm(self, intent: Intent) -> None:
         """Apply ``intent``'s changes: its update was applied (nothing if its row is
         gone: its commit or another confirmation came first)."""
         await self.apply({intent.name: list(intent.changes)}, intent.identity,
                          token=intent.token, intended=(intent.name,))
+        self.intents["confirmed"] += 1
 
     async def forget(self, token: str, name: dns.name.Name | None = None) -> None:
-        """End intent ``token`` (only its row for ``name``, if given) unapplied."""
+        """End intent ``token`` unapplied: the upstream answered without applying its
+        update; or, given ``name``, only its row for that name (forgotten unconfirmed)."""
         if name is None:
-            await self._run(lambda: self.backend.writer.execute(_END_ALL, (token,)))
+            ended = await self._run(lambda: self.backend.writer.execute(_END_ALL, (token,)))
+            self.intents["ended"] += ended
         else:
             await self._run(lambda: self.backend.writer.execute(_END, (token, _key(name))))
+            self.intents["forgotten"] += 1
 
     async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()`` on the open database, within :data:`TIMEOUT`; failures as

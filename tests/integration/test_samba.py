@@ -33,6 +33,7 @@ import dns.update
 import gssapi
 import pytest
 from dhcid_scripts import dhcid, nsupdate, register, remove, replace
+from fault_support import metric
 from proxy_process import ProxyProcess, free_port
 
 from acl.config import DirectoryConfig
@@ -206,7 +207,9 @@ async def test_an_update_applied_but_never_recorded_is_confirmed_from_samba(
     proxy did). The owner's DHCID-guarded retry makes the proxy ask Samba, which holds
     exactly the intended records, so the owner is recorded and the retry applied; the
     other client is still refused."""
-    proxy = _start_proxy(samba, tmp_path)
+    http_port = free_port(samba.proxy_ip)
+    proxy = _start_proxy(samba, tmp_path, http_port=http_port)
+    intents = f"http://{samba.proxy_ip}:{http_port}/metrics"
     host = f"orphan-{int(time.time())}.{FWD}"
     first, second = dhcid(host, b"\x01client-one"), dhcid(host, b"\x01client-two")
     name = dns.name.from_text(host)
@@ -226,6 +229,8 @@ async def test_an_update_applied_but_never_recorded_is_confirmed_from_samba(
         refused = nsupdate(proxy, replace(FWD, host, "10.0.1.45", second), "127.0.3.2")
         assert refused.returncode != 0 and "NXRRSET" in refused.stderr
         assert "confirmed" in last_request_line(proxy)  # the owner's, found in Samba
+        assert metric(intents, samba.secrets.http_token,
+                      'dnsproxy_dhcid_intents_total{event="confirmed"}') == 1
         assert lookup(samba, host) == ["10.0.1.44"]
         assert nsupdate(proxy, replace(FWD, host, "10.0.1.46", first),
                         "127.0.3.1").returncode == 0

@@ -188,12 +188,14 @@ async def test_an_intent_is_applied_once_by_whichever_instance_ends_it(
         await other.confirm(intent)  # a second confirmation: the row is gone, nothing
         await other.apply({NAME: [("clear", frozenset()), ("add", frozenset({SECOND}))]},
                           "DHCP2$")
+        assert other.intents == {"recorded": 0, "ended": 0, "confirmed": 2, "forgotten": 0}
     finally:
         await other.close()
     await store.apply(changes, "DHCP1$", token="update-1", intended=expected)  # late
     entry = await store.get(NAME)
     assert entry is not None and (entry.dhcids, entry.identity, entry.pending) == (
         {SECOND}, "DHCP2$", ())
+    assert store.intents == {"recorded": 1, "ended": 0, "confirmed": 0, "forgotten": 0}
 
 
 async def test_a_forgotten_intent_changes_nothing(store: OwnershipStore) -> None:
@@ -202,5 +204,8 @@ async def test_a_forgotten_intent_changes_nothing(store: OwnershipStore) -> None
     await store.intend("refused", changes, "DHCP1$", expected)
     await store.forget("refused")
     assert await store.get(NAME) is None
+    await store.intend("stale", changes, "DHCP1$", expected)
+    await store.forget("stale", NAME)
+    assert store.intents == {"recorded": 2, "ended": 1, "confirmed": 0, "forgotten": 1}
     await store.apply(changes, "DHCP1$", token="refused", intended=expected)
     assert await store.get(NAME) is None
