@@ -27,7 +27,7 @@ records the upstream holds is confirmed (several that agree count as one; severa
 that disagree confirm none). An intent older than :data:`STALE_AFTER` that is not
 confirmed is forgotten — unless the name is unowned and the upstream could not be
 asked. What was settled is said in ``notes``. Without ``holds`` (``dnsupdate-proxy
-explain``) the store is only read.
+explain``) the store is only read, and ``notes`` says which names would be settled.
 """
 
 from __future__ import annotations
@@ -84,7 +84,14 @@ async def _settled(name: dns.name.Name, store: OwnershipStore, holds: Holds | No
                    notes: list[str]) -> Ownership | None:
     """``name``'s entry, its intents settled first (see the module docstring)."""
     entry = await store.get(name)
-    if entry is None or not entry.pending or holds is None:
+    if entry is None or not entry.pending:
+        return entry
+    if holds is None:  # explain: say what the request path would do first
+        if not entry.dhcids:
+            writers = ", ".join(sorted({str(i.identity) for i in entry.pending}))
+            notes.append(f"{name} has no owner but {len(entry.pending)} unconfirmed DHCID "
+                         f"intent(s) (by {writers}): the proxy first asks the upstream "
+                         "whether it holds their records")
         return entry
     # an owned name is no orphan: its intents are its owner's updates in flight, or
     # left by a proxy that died (never confirmed: they could take the name over)

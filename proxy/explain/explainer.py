@@ -279,12 +279,13 @@ async def _ownership(stage: ForwardStage, upstream: Upstream,
         return StageVerdict("ownership", PASSED, (
             f"{upstream.label} keeps the DHCID records and checks the update's prerequisites "
             "itself, together with the change"))
+    pending: list[str] = []  # names whose unconfirmed intents the request would settle
     try:
-        plan = await dhcid.plan(req.update, req.body, stage.ownership)
+        plan = await dhcid.plan(req.update, req.body, stage.ownership, notes=pending)
     except dhcid.DhcidPrerequisiteFailed as exc:
         return StageVerdict("ownership", REFUSED, f"the proxy's DHCID store ({upstream.label} "
                             f"has no DHCID): {exc.detail}", event=Outcome.UPSTREAM_REJECTED.event,
-                            rcode=dns.rcode.to_text(exc.rcode))
+                            rcode=dns.rcode.to_text(exc.rcode), details=tuple(pending))
     except OwnershipUnavailable as exc:
         return _refusal("ownership", Reject(Outcome.OWNERSHIP_UNAVAILABLE, str(exc)))
     if plan is None:

@@ -10,11 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dns.name
+import dns.rdatatype
 import pytest
 from dhcp_support import bind_lookup, serials
 
 from lab import LabInfo, MitLab, topology
 from lab.proxy_config import render_proxy_config
+from proxy.ownership import Expected, OwnershipStore
 
 DHCID = "AAIBY2/AuCccgoJbsaxcQc9TUapptP69lOjxfNuVAA2kjEA="
 
@@ -90,7 +93,7 @@ def test_rule_ids_of_the_policy_and_of_the_sender(config: Path) -> None:
     assert "screen        REFUSED (unknown-sender, answered REFUSED)" in out
 
 
-def test_the_proxys_dhcid_store_for_an_upstream_without_dhcid(
+async def test_the_proxys_dhcid_store_for_an_upstream_without_dhcid(
         lab: LabInfo, tmp_path: Path) -> None:
     config = tmp_path / "proxy.toml"
     config.write_text(render_proxy_config(
@@ -109,6 +112,24 @@ def test_the_proxys_dhcid_store_for_an_upstream_without_dhcid(
             f"store ({lab.dns_server}({lab.dns_server_ip}#53) has no DHCID): "
             "explain4.example.test.'s DHCID is not the sender's") in out
     assert "forward       not reached" in out
+    # an intent left by a proxy that died after forwarding: explain says that the request
+    # path would first ask the upstream (explain itself asks nobody and changes nothing)
+    name = dns.name.from_text("explain4.example.test.")
+    store = OwnershipStore(str(tmp_path / "ownership.sqlite3"))
+    try:
+        await store.intend("died", {name: [("add", frozenset({b"\x00\x01"}))]}, "DHCP1$",
+                           {name: (Expected(dns.rdatatype.A, True, frozenset({b"\x0a"})),)})
+        status, out = explain(config, "--from", "127.0.3.1",
+                              f"prereq yxrrset explain4.example.test DHCID {DHCID}",
+                              "update delete explain4.example.test A")
+        assert status == 1, out
+        assert ("explain4.example.test. has no owner but 1 unconfirmed DHCID intent(s) (by "
+                "DHCP1$): the proxy first asks the upstream whether it holds their records"
+                ) in out
+        entry = await store.get(name)
+        assert entry is not None and len(entry.pending) == 1
+    finally:
+        await store.close()
 
 
 def test_the_update_goes_to_its_zones_servers(lab: LabInfo, tmp_path: Path) -> None:

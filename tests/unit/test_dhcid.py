@@ -201,9 +201,12 @@ async def test_an_intent_whose_records_are_not_there_confirms_nothing(
     entry = await store.get(NAME)  # young: perhaps still in flight, kept
     assert entry is not None and [i.token for i in entry.pending] == [token]
     assert entry.dhcids == frozenset()
-    # explain (no upstream to ask) only reads
+    # explain (no upstream to ask) only reads, and says what the request would do
+    said: list[str] = []
     with pytest.raises(DhcidPrerequisiteFailed):
-        await plan(msg, data, store)
+        await plan(msg, data, store, notes=said)
+    assert said == [f"{NAME} has no owner but 1 unconfirmed DHCID intent(s) (by DHCP1$): "
+                    "the proxy first asks the upstream whether it holds their records"]
 
 
 async def test_a_stale_intent_that_does_not_match_is_forgotten(
