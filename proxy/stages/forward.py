@@ -173,7 +173,8 @@ class ForwardStage:
         """DHCID emulation for an upstream without DHCID (see :mod:`proxy.dhcid`)."""
         assert req.update is not None
         def holds(name: dns.name.Name, expected: Sequence[Expected]) -> Awaitable[bool | None]:
-            return record_check.holds(upstream.transport, name, expected,
+            return record_check.holds(upstream.transport, upstream.pool,
+                                      upstream.dialect.mac_forms, name, expected,
                                       min(self.policy.try_timeout, remaining))
 
         try:
