@@ -106,6 +106,7 @@ _INTEND = (f"INSERT INTO {INTENTS} (token, name, identity, changes, expected, cr
            "VALUES (?, ?, ?, ?, ?, ?)")
 _END = f"DELETE FROM {INTENTS} WHERE token = ? AND name = ?"
 _END_ALL = f"DELETE FROM {INTENTS} WHERE token = ?"
+_PENDING = f"SELECT count(*) FROM {INTENTS}"
 # last: a name without values is not owned
 _FORGET = (f"DELETE FROM {NAMES} WHERE name = ? AND NOT EXISTS "
            f"(SELECT 1 FROM {VALUES} v WHERE v.name = {NAMES}.name)")
@@ -292,6 +293,11 @@ class OwnershipStore:
             statements.append((_FORGET, (key,)))
         if statements:
             await self._run(lambda: self.backend.writer.transact(statements))
+
+    async def pending(self) -> int:
+        """Intents not yet ended, of every instance sharing the store (``/status``)."""
+        rows = await self._run(lambda: self.backend.writer.fetch(_PENDING))
+        return int(rows[0][0])
 
     async def intend(self, token: str, changes: Changes, identity: str | None,
                      expected: Mapping[dns.name.Name, Sequence[Expected]]) -> None:

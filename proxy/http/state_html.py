@@ -59,7 +59,7 @@ def status(data: Mapping[str, Any]) -> str:
         + _readiness(data) + _upstreams(data["upstreams"]) + _directory(data["directory"])
         + _kerberos(data["kerberos"])
         + "".join(_kerberos(k, f"Credentials {name}") for name, k in data["credentials"].items())
-        + _audit(data["audit"]) + _traffic(data["traffic"])
+        + _audit(data["audit"]) + _ownership(data["ownership"]) + _traffic(data["traffic"])
     )
 
 
@@ -138,6 +138,22 @@ def _audit(a: Mapping[str, Any] | None) -> str:
         ("Size", size),
     ]
     return head + _dl(items)
+
+
+def _ownership(o: Mapping[str, Any] | None) -> str:
+    if o is None:  # every upstream keeps its DHCID records
+        return ""
+    pending = (_flag(False, "", f'cannot be read: {e(o["error"])}')
+               if o["pending_intents"] is None
+               else f'{o["pending_intents"]:,} (updates in flight, or left by a proxy that '
+               "died: settled at their name's next DHCID check)")
+    items = [
+        ("Store", e(o["where"])),
+        ("Intents pending", pending),
+        ("Intents since start",
+         e(", ".join(f"{v:,} {k}" for k, v in o["intents"].items()))),
+    ]
+    return '<h2 id="ownership">DHCID ownership store</h2>' + _dl(items)
 
 
 def _traffic(t: Mapping[str, Any]) -> str:

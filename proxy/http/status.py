@@ -7,7 +7,8 @@ strategy, cached decisions, last refresh, grace), the Kerberos credentials
 (principal, ticket expiry; also of each ``[credentials.<name>]`` account), the audit
 store (queue, drops, rows, bytes), the readiness checks of ``/readyz``, and from the
 audit log the requests by outcome of the last hour and day and the senders refused
-most in the last day. Times are ISO 8601 in UTC.
+most in the last day; when an upstream has no DHCID, the DHCID ownership store (where,
+intents pending in it, this process's intent counters). Times are ISO 8601 in UTC.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kerberos.credentials import KeytabCredentials
 from proxy.audit import summary
 from proxy.audit.database import AuditDatabase
 from proxy.audit.store import AuditStore
+from proxy.ownership import OwnershipStore, OwnershipUnavailable
 
 if TYPE_CHECKING:  # proxy.config imports proxy.http
     from proxy.config import Config
@@ -48,6 +50,7 @@ class ProxyState(Protocol):
     named_credentials: dict[str, KeytabCredentials]  # [credentials.<name>]
     groups: GroupsStage | None
     audit: AuditStore | None
+    ownership: OwnershipStore  # DHCID kept by the proxy (upstreams without DHCID)
     pipeline: Pipeline  # the request path (``/explain`` runs it)
 
     @property
@@ -157,6 +160,21 @@ async def audit_status(store: AuditStore) -> dict[str, Any]:
     }
 
 
+async def ownership_status(state: ProxyState) -> dict[str, Any] | None:
+    """The DHCID ownership store, if an upstream needs it: where, intents pending (None
+    if the store cannot be read now: the error instead) and this process's counters."""
+    if all(u.dhcid for u in state.upstreams):
+        return None
+    store = state.ownership
+    try:
+        pending: int | None = await store.pending()
+        error = None
+    except OwnershipUnavailable as exc:
+        pending, error = None, str(exc)
+    return {"where": store.where, "pending_intents": pending, "error": error,
+            "intents": dict(store.intents)}
+
+
 async def traffic(db: AuditDatabase, now: float) -> dict[str, Any]:
     """Requests by outcome (last hour, last day) and the most refused senders (day)."""
     counts = await summary.outcome_counts(db, now - HOUR, now - DAY)
@@ -183,5 +201,6 @@ async def gather(state: ProxyState, db: AuditDatabase, readiness: Readiness) -> 
         "kerberos": kerberos_status(state.credentials),
         "credentials": {name: kerberos_status(c) for name, c in state.named_credentials.items()},
         "audit": await audit_status(state.audit) if state.audit is not None else None,
+        "ownership": await ownership_status(state),
         "traffic": await traffic(db, now),
     }

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dns.name
 import dns.update
 import pytest
 from aiohttp.test_utils import TestClient
@@ -38,6 +39,7 @@ from proxy.context import RequestContext
 from proxy.handler import RequestHandler
 from proxy.http import HttpConfig, Metrics, build_app
 from proxy.http.state_metrics import export_state
+from proxy.ownership import MEMORY, Expected, OwnershipStore
 from proxy.pipeline import build_pipeline
 from proxy.stages.authenticate import AuthenticateStage
 from proxy.stages.forward import ForwardStage, Upstream
@@ -72,6 +74,7 @@ class State:
     audit: AuditStore | None
     upstreams: list[Upstream] = field(default_factory=list)
     named_credentials: dict[str, KeytabCredentials] = field(default_factory=dict)
+    ownership: OwnershipStore = field(default_factory=lambda: OwnershipStore(MEMORY))
 
 
 async def _fails() -> NegotiatedKey:
@@ -213,6 +216,25 @@ async def test_status_page_shows_the_same(http: TestClient, state: State) -> Non
                  "Requests by outcome", "unknown-sender", "Most refused senders",
                  "203.0.113.9", "/readyz", " UTC"):
         assert part in text, part
+
+
+async def test_the_dhcid_store_is_shown_when_an_upstream_has_no_dhcid(
+        http: TestClient, state: State) -> None:
+    assert (await _json(http, "/api/v1/status"))["ownership"] is None  # all keep DHCID
+    assert "DHCID ownership store" not in await _html(http, "/status")
+    state.upstreams[1].dhcid = False
+    name = dns.name.from_text("h1.example.test.")
+    await state.ownership.intend("in-flight", {name: [("add", frozenset({b"\x00\x01"}))]},
+                                 "DHCP1$", {name: (Expected(1, True, frozenset({b"x"})),)})
+    ownership = (await _json(http, "/api/v1/status"))["ownership"]
+    assert ownership == {"where": "SQLite file :memory:", "pending_intents": 1, "error": None,
+                         "intents": {"recorded": 1, "ended": 0, "confirmed": 0,
+                                     "forgotten": 0}}
+    text = await _html(http, "/status")
+    for part in ("DHCID ownership store", "SQLite file :memory:", "Intents pending",
+                 "1 recorded, 0 ended, 0 confirmed, 0 forgotten"):
+        assert part in text, part
+    await state.ownership.close()
 
 
 async def test_directory_grace_is_visible(http: TestClient, state: State) -> None:
