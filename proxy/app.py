@@ -334,7 +334,7 @@ class ProxyApp:
                              "DHCID), by event: recorded before forwarding, ended by an "
                              "answer that applied nothing, confirmed from the upstream's "
                              "records (its proxy died or lost the answer), forgotten "
-                             "unconfirmed.",
+                             "unconfirmed at a check, expired after 8 days.",
                              lambda: {(k,): v for k, v in self.ownership.intents.items()},
                              ("event",))
         export_state(self.metrics, self)

@@ -107,6 +107,12 @@ _INTEND = (f"INSERT INTO {INTENTS} (token, name, identity, changes, expected, cr
 _END = f"DELETE FROM {INTENTS} WHERE token = ? AND name = ?"
 _END_ALL = f"DELETE FROM {INTENTS} WHERE token = ?"
 _PENDING = f"SELECT count(*) FROM {INTENTS}"
+_EXPIRE = f"DELETE FROM {INTENTS} WHERE created < ?"
+#: Seconds an intent is kept at most: an orphan whose DHCP server does not update its
+#: name within this time (a lease's life, typically) stays without owner.
+KEPT_FOR = 8 * 86400.0
+#: Seconds between two expiries (run by :meth:`OwnershipStore.intend`).
+EXPIRE_EVERY = 3600.0
 # last: a name without values is not owned
 _FORGET = (f"DELETE FROM {NAMES} WHERE name = ? AND NOT EXISTS "
            f"(SELECT 1 FROM {VALUES} v WHERE v.name = {NAMES}.name)")
@@ -243,9 +249,11 @@ class OwnershipStore:
         self._open = False
         self._opening = asyncio.Lock()
         #: Intents by event, for metrics: recorded before forwarding; ended by the
-        #: upstream's answer without applying; confirmed (see :mod:`proxy.dhcid`);
-        #: forgotten unconfirmed. Recorded minus the rest: committed or pending.
-        self.intents = dict.fromkeys(("recorded", "ended", "confirmed", "forgotten"), 0)
+        #: upstream's answer without applying; confirmed or forgotten at a check (see
+        #: :mod:`proxy.dhcid`); expired after :data:`KEPT_FOR` (of any instance).
+        self.intents = dict.fromkeys(
+            ("recorded", "ended", "confirmed", "forgotten", "expired"), 0)
+        self._next_expiry = 0.0  # time.time() of the next expiry of old intents
 
     async def open(self) -> None:
         """Connect and bring the table up to date (nothing if already open)."""
@@ -302,8 +310,14 @@ class OwnershipStore:
     async def intend(self, token: str, changes: Changes, identity: str | None,
                      expected: Mapping[dns.name.Name, Sequence[Expected]]) -> None:
         """Record intent ``token``: ``changes`` of each name in ``expected``, which the
-        name holds once the upstream applied the update (one transaction)."""
+        name holds once the upstream applied the update (one transaction). At most once
+        every :data:`EXPIRE_EVERY`, intents older than :data:`KEPT_FOR` are deleted
+        first, so the table stays bounded by what its names' checks never settled."""
         now = time.time()
+        if now >= self._next_expiry:
+            self._next_expiry = now + EXPIRE_EVERY
+            self.intents["expired"] += await self._run(
+                lambda: self.backend.writer.execute(_EXPIRE, (now - KEPT_FOR,)))
         statements: list[tuple[str, Row]] = [
             (_INTEND, (token, _key(name), identity, _changes_text(changes[name]),
                        _expected_text(records), now))

@@ -229,10 +229,10 @@ async def test_the_dhcid_store_is_shown_when_an_upstream_has_no_dhcid(
     ownership = (await _json(http, "/api/v1/status"))["ownership"]
     assert ownership == {"where": "SQLite file :memory:", "pending_intents": 1, "error": None,
                          "intents": {"recorded": 1, "ended": 0, "confirmed": 0,
-                                     "forgotten": 0}}
+                                     "forgotten": 0, "expired": 0}}
     text = await _html(http, "/status")
     for part in ("DHCID ownership store", "SQLite file :memory:", "Intents pending",
-                 "1 recorded, 0 ended, 0 confirmed, 0 forgotten"):
+                 "1 recorded, 0 ended, 0 confirmed, 0 forgotten, 0 expired"):
         assert part in text, part
     await state.ownership.close()
 

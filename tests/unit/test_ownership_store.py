@@ -8,6 +8,7 @@ fixture. "Two stores on one location" stand for two proxy instances sharing it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from proxy.audit import AuditConfig, start_audit
 from proxy.audit.migrations import migrate
 from proxy.ownership import (
     DEFAULT_FILE,
+    KEPT_FOR,
     MEMORY,
     SCHEMA,
     VALUES,
@@ -188,14 +190,16 @@ async def test_an_intent_is_applied_once_by_whichever_instance_ends_it(
         await other.confirm(intent)  # a second confirmation: the row is gone, nothing
         await other.apply({NAME: [("clear", frozenset()), ("add", frozenset({SECOND}))]},
                           "DHCP2$")
-        assert other.intents == {"recorded": 0, "ended": 0, "confirmed": 2, "forgotten": 0}
+        assert other.intents == {"recorded": 0, "ended": 0, "confirmed": 2, "forgotten": 0,
+                                 "expired": 0}
     finally:
         await other.close()
     await store.apply(changes, "DHCP1$", token="update-1", intended=expected)  # late
     entry = await store.get(NAME)
     assert entry is not None and (entry.dhcids, entry.identity, entry.pending) == (
         {SECOND}, "DHCP2$", ())
-    assert store.intents == {"recorded": 1, "ended": 0, "confirmed": 0, "forgotten": 0}
+    assert store.intents == {"recorded": 1, "ended": 0, "confirmed": 0, "forgotten": 0,
+                             "expired": 0}
 
 
 async def test_a_forgotten_intent_changes_nothing(store: OwnershipStore) -> None:
@@ -206,6 +210,20 @@ async def test_a_forgotten_intent_changes_nothing(store: OwnershipStore) -> None
     assert await store.get(NAME) is None
     await store.intend("stale", changes, "DHCP1$", expected)
     await store.forget("stale", NAME)
-    assert store.intents == {"recorded": 2, "ended": 1, "confirmed": 0, "forgotten": 1}
+    assert store.intents == {"recorded": 2, "ended": 1, "confirmed": 0, "forgotten": 1,
+                             "expired": 0}
     await store.apply(changes, "DHCP1$", token="refused", intended=expected)
     assert await store.get(NAME) is None
+
+
+async def test_intents_older_than_a_lease_expire_when_new_ones_are_recorded(
+        store: OwnershipStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = {NAME: (Expected(1, True, frozenset({b"\x0a\x00\x01\x64"})),)}
+    changes: Changes = {NAME: [("add", frozenset({FIRST}))]}
+    await store.intend("left-by-a-crash", changes, "DHCP1$", expected)
+    later = time.time() + KEPT_FOR + 1
+    monkeypatch.setattr("proxy.ownership.time.time", lambda: later)
+    await store.intend("new", changes, "DHCP1$", expected)  # expires the old one first
+    entry = await store.get(NAME)
+    assert entry is not None and [i.token for i in entry.pending] == ["new"]
+    assert store.intents["expired"] == 1
