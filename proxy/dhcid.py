@@ -51,6 +51,9 @@ DHCID = dns.rdatatype.DHCID
 #: far beyond any forward deadline (a DHCP server retries within a second), so the
 #: update it stands for is no longer in flight.
 STALE_AFTER = 300.0
+#: Record sets asked of the upstream per check at most (the intents of one name usually
+#: share one; more, as from a sender piling up unanswered updates, count as "cannot tell").
+MAX_LOOKUPS = 8
 #: Asks the upstream whether ``name`` holds the records (None: it could not tell).
 Holds = Callable[[dns.name.Name, Sequence[Expected]], Awaitable[bool | None]]
 
@@ -96,8 +99,12 @@ async def _settled(name: dns.name.Name, store: OwnershipStore, holds: Holds | No
     # an owned name is no orphan: its intents are its owner's updates in flight, or
     # left by a proxy that died (never confirmed: they could take the name over)
     owned = bool(entry.dhcids)
-    answers = {i.token: None if owned else await holds(name, i.expected)
-               for i in entry.pending}
+    asked: dict[tuple[Expected, ...], bool | None] = {}  # one lookup per record set
+    for intent in () if owned else entry.pending:
+        if intent.expected not in asked:
+            asked[intent.expected] = (await holds(name, intent.expected)
+                                      if len(asked) < MAX_LOOKUPS else None)
+    answers = {i.token: asked.get(i.expected) for i in entry.pending}
     applied = [i for i in entry.pending if answers[i.token]]
     confirmed = applied if len({(i.identity, i.changes) for i in applied}) == 1 else []
     if applied and not confirmed:

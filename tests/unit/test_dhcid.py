@@ -15,7 +15,14 @@ import pytest
 
 from core.update import ParsedUpdate, read_update
 from proxy import wire
-from proxy.dhcid import STALE_AFTER, DhcidPlan, DhcidPrerequisiteFailed, Holds, plan
+from proxy.dhcid import (
+    MAX_LOOKUPS,
+    STALE_AFTER,
+    DhcidPlan,
+    DhcidPrerequisiteFailed,
+    Holds,
+    plan,
+)
 from proxy.ownership import MEMORY, Expected, OwnershipStore
 from tests.fixtures import packet
 
@@ -280,3 +287,23 @@ async def test_a_stale_intent_stays_while_the_upstream_cannot_be_asked(
         await plan(msg, data, store, _holds(None, []))
     entry = await store.get(NAME)
     assert entry is not None and [i.token for i in entry.pending] == [token]
+
+
+async def test_intents_piled_up_on_one_name_cost_a_bounded_number_of_lookups(
+        store: OwnershipStore) -> None:
+    """A sender whose updates of one name got no answer (e.g. while the upstream was
+    down) leaves an intent each; a check asks once per distinct record set, at most
+    MAX_LOOKUPS, and what it did not ask confirms nothing."""
+    msg, data = _parsed("kea-add-forward.bin")
+    result = await plan(msg, data, store)
+    assert result is not None
+    for n in range(MAX_LOOKUPS + 12):
+        address = dns.rdata.from_text("IN", "A", f"10.0.9.{n % (MAX_LOOKUPS + 4)}")
+        await store.intend(f"unanswered-{n}", result.changes, "DHCP1$",
+                           {NAME: (Expected(dns.rdatatype.A, True,
+                                            frozenset({address.to_digestable()})),)})
+    asked: list[tuple[dns.name.Name, tuple[Expected, ...]]] = []
+    msg, data = _parsed("kea-remove-forward-addr.bin")
+    with pytest.raises(DhcidPrerequisiteFailed):
+        await plan(msg, data, store, _holds(False, asked))
+    assert len(asked) == MAX_LOOKUPS and len(set(asked)) == MAX_LOOKUPS
