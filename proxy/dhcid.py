@@ -44,6 +44,7 @@ import dns.rdatatype
 import dns.update
 
 from core.update import ParsedUpdate, UpdateRR
+from proxy.dhcid_strip import without_dhcid
 from proxy.ownership import Changes, Expected, Ownership, OwnershipStore
 
 DHCID = dns.rdatatype.DHCID
@@ -215,11 +216,16 @@ async def plan(update: ParsedUpdate, body: bytes, store: OwnershipStore,
         if rdtype == DHCID:
             await _check(update, name, rdclass, records, store, holds,
                          notes if notes is not None else [])
+    removed = sum(1 for rrsets in (prerequisites, _grouped(update.updates))
+                  for _, rdtype, _ in rrsets if rdtype == DHCID)
+    return DhcidPlan(without_dhcid(update, body) or _rendered_without_dhcid(body), removed,
+                     changes, _expected(update, prerequisites, changes))
+
+
+def _rendered_without_dhcid(body: bytes) -> bytes:
+    """``body`` without DHCID records, rendered by dnspython (any record types)."""
     stripped = dns.message.from_wire(body)
     assert isinstance(stripped, dns.update.UpdateMessage)
-    before = len(stripped.prerequisite) + len(stripped.update)
     stripped.prerequisite[:] = [r for r in stripped.prerequisite if r.rdtype != DHCID]
     stripped.update[:] = [r for r in stripped.update if r.rdtype != DHCID]
-    removed = before - len(stripped.prerequisite) - len(stripped.update)
-    return DhcidPlan(stripped.to_wire(), removed, changes,
-                     _expected(update, prerequisites, changes))
+    return stripped.to_wire()
