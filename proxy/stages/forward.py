@@ -44,7 +44,7 @@ import dns.rcode
 
 from kerberos.contexts import ContextPool, SecurityContext
 from kerberos.errors import KerberosError
-from proxy import dhcid, record_check, wire
+from proxy import dhcid, record_check
 from proxy.config import ForwardConfig
 from proxy.context import RequestContext
 from proxy.dialects import BIND, Dialect
@@ -52,17 +52,16 @@ from proxy.outcome import Outcome, Reject
 from proxy.ownership import MEMORY, Expected, OwnershipStore, OwnershipUnavailable
 from proxy.pipeline import Answer, Next
 from proxy.upstream import UpstreamTransport, UpstreamUnreachable
+from proxy.upstream_exchange import exchange_signed, stale_context
 from proxy.upstream_reply import (
     BadUpstreamReply,
     MacForm,
     UpstreamReply,
-    check_reply,
     rcode_text,
 )
 
 log = logging.getLogger("dnsupdate_proxy.forward")
 
-_LOST_CONTEXT = (dns.rcode.BADKEY, dns.rcode.BADSIG)
 _RELAYED = {
     dns.rcode.NOERROR: Outcome.FORWARDED_OK,
     dns.rcode.REFUSED: Outcome.UPSTREAM_REFUSED,
@@ -173,9 +172,8 @@ class ForwardStage:
         """DHCID emulation for an upstream without DHCID (see :mod:`proxy.dhcid`)."""
         assert req.update is not None
         def holds(name: dns.name.Name, expected: Sequence[Expected]) -> Awaitable[bool | None]:
-            return record_check.holds(upstream.transport, upstream.pool,
-                                      upstream.dialect.mac_forms, name, expected,
-                                      min(self.policy.try_timeout, remaining))
+            return record_check.holds(upstream.transport, upstream.pool, upstream.dialect,
+                                      name, expected, min(self.policy.try_timeout, remaining))
 
         try:
             async with asyncio.timeout(remaining):
@@ -243,7 +241,7 @@ class ForwardStage:
                 raise _TryNext(str(exc)) from exc
             try:
                 reply = await self._exchange(upstream, context, body)
-                stale = _stale_context(upstream.dialect, reply)
+                stale = stale_context(upstream.dialect, reply)
                 if stale is None:
                     return reply
                 fresh = lost_at is not None and context.negotiated.negotiated_at > lost_at
@@ -269,14 +267,9 @@ class ForwardStage:
     @staticmethod
     async def _exchange(upstream: Upstream, context: SecurityContext,
                         body: bytes) -> UpstreamReply:
-        transport = upstream.transport
-        msg_id = transport.new_id()
-        signed, mac = wire.append_tsig(wire.with_id(body, msg_id), context.key,
-                                       now=int(time.time()))
-        context.uses += 1
-        raw = await transport.exchange(signed)  # bounded by the try's timeout
-        try:
-            return check_reply(raw, msg_id, context.key, mac, upstream.dialect.mac_forms)
+        try:  # bounded by the try's timeout
+            return (await exchange_signed(upstream.transport, context, body,
+                                          upstream.dialect))[1]
         except BadUpstreamReply as exc:
             # The context cannot be trusted any more (e.g. the server restored stale
             # state after a crash and its MICs fail our replay check): retire it, so the
@@ -309,12 +302,3 @@ class ForwardStage:
             return Answer(Outcome.UPSTREAM_REFUSED, dns.rcode.REFUSED)
         return Answer(_RELAYED.get(rcode, Outcome.UPSTREAM_REJECTED), rcode)
 
-
-def _stale_context(dialect: Dialect, reply: UpstreamReply) -> str | None:
-    """Why ``reply`` says the server may not know our context any more, or None."""
-    if reply.tsig_error in _LOST_CONTEXT:
-        return f"{rcode_text(reply.tsig_error)} reply"
-    if (dialect.refused_echo_may_be_stale_context and reply.echoed
-            and reply.rcode == dns.rcode.REFUSED):
-        return "echoed REFUSED: unknown or expired context?"
-    return None

@@ -18,10 +18,10 @@ import dns.rrset
 import pytest
 
 from kerberos.contexts import ContextPool
+from proxy.dialects import BIND
 from proxy.ownership import Expected
 from proxy.record_check import holds
 from proxy.upstream import UpstreamTransport
-from proxy.upstream_reply import MacForm
 from tests.unit.fakes import FakeUpstream
 
 NAME = dns.name.from_text("host1.example.test.")
@@ -73,7 +73,7 @@ async def server() -> AsyncIterator[tuple[RecordServer, UpstreamTransport, Conte
 async def _holds(server: tuple[RecordServer, UpstreamTransport, ContextPool],
                  *expected: Expected) -> bool | None:
     _, transport, pool = server
-    return await holds(transport, pool, (MacForm.RFC,), NAME, expected, 0.5)
+    return await holds(transport, pool, BIND, NAME, expected, 0.5)
 
 
 async def test_a_signed_answer_is_compared_exactly_or_as_a_subset(
