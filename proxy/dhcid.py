@@ -157,13 +157,13 @@ def _grouped(records: tuple[UpdateRR, ...]) -> RRsets:
     return groups
 
 
-def _changes(update: ParsedUpdate, prerequisites: RRsets) -> Changes:
+def _changes(update: ParsedUpdate, prerequisites: RRsets, updates: RRsets) -> Changes:
     changes: Changes = {}
     for name, rdtype, rdclass in prerequisites:
         # "name not in use" confirmed upstream: a stale entry
         if rdclass == dns.rdataclass.NONE and rdtype == dns.rdatatype.ANY:
             changes.setdefault(name, []).append(("clear", frozenset()))
-    for (name, rdtype, rdclass), records in _grouped(update.updates).items():
+    for (name, rdtype, rdclass), records in updates.items():
         ops = changes.setdefault(name, [])
         if rdtype == DHCID and rdclass == update.zone_class:
             ops.append(("add", _values(update, records)))
@@ -174,8 +174,8 @@ def _changes(update: ParsedUpdate, prerequisites: RRsets) -> Changes:
     return {name: ops for name, ops in changes.items() if ops}
 
 
-def _expected(update: ParsedUpdate, prerequisites: RRsets, changes: Changes
-              ) -> dict[dns.name.Name, tuple[Expected, ...]]:
+def _expected(update: ParsedUpdate, prerequisites: RRsets, updates: RRsets,
+              changes: Changes) -> dict[dns.name.Name, tuple[Expected, ...]]:
     """For each name the update adds a DHCID to: the other records it adds there, exact
     where it replaced their RRset (or required the name unused); names where it adds
     nothing else are left out (nothing would tell whether it was applied)."""
@@ -184,7 +184,7 @@ def _expected(update: ParsedUpdate, prerequisites: RRsets, changes: Changes
               if rdclass == dns.rdataclass.NONE and rdtype == dns.rdatatype.ANY}
     added: dict[dns.name.Name, dict[int, set[bytes]]] = {}
     replaced: set[tuple[dns.name.Name, int]] = set()
-    for (name, rdtype, rdclass), records in _grouped(update.updates).items():
+    for (name, rdtype, rdclass), records in updates.items():
         if name not in owned or rdtype == DHCID:
             continue
         if rdclass == update.zone_class:
@@ -205,7 +205,8 @@ async def plan(update: ParsedUpdate, body: bytes, store: OwnershipStore,
                holds: Holds | None = None, notes: list[str] | None = None) -> DhcidPlan | None:
     """See the module docstring."""
     prerequisites = _grouped(update.prerequisites)
-    changes = _changes(update, prerequisites)
+    updates = _grouped(update.updates)
+    changes = _changes(update, prerequisites, updates)
     if not any(r.rdtype == DHCID for r in (*update.prerequisites, *update.updates)):
         # no DHCID here, but deleting a whole name also ends its recorded ownership
         for name in changes:
@@ -216,10 +217,10 @@ async def plan(update: ParsedUpdate, body: bytes, store: OwnershipStore,
         if rdtype == DHCID:
             await _check(update, name, rdclass, records, store, holds,
                          notes if notes is not None else [])
-    removed = sum(1 for rrsets in (prerequisites, _grouped(update.updates))
+    removed = sum(1 for rrsets in (prerequisites, updates)
                   for _, rdtype, _ in rrsets if rdtype == DHCID)
     return DhcidPlan(without_dhcid(update, body) or _rendered_without_dhcid(body), removed,
-                     changes, _expected(update, prerequisites, changes))
+                     changes, _expected(update, prerequisites, updates, changes))
 
 
 def _rendered_without_dhcid(body: bytes) -> bytes:

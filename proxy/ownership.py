@@ -27,7 +27,7 @@ retries refused for good. So such an update is first recorded as an :class:`Inte
 (:meth:`~OwnershipStore.intend`): its DHCID changes and the records the name holds
 once the upstream applied it (:class:`Expected`). The NOERROR commit applies the
 changes and ends the intent in one transaction; another answer ends it
-(:meth:`~OwnershipStore.forget`). An intent left behind is settled by the next DHCID
+(:meth:`~OwnershipStore.end`). An intent left behind is settled by the next DHCID
 check of its name (:mod:`proxy.dhcid`): confirmed (:meth:`~OwnershipStore.confirm`)
 if the upstream holds exactly the expected records. Applying an intent's changes is
 guarded by its row: whoever deletes the row applies them, so a late commit after a
@@ -333,15 +333,15 @@ class OwnershipStore:
                          token=intent.token, intended=(intent.name,))
         self.intents["confirmed"] += 1
 
-    async def forget(self, token: str, name: dns.name.Name | None = None) -> None:
-        """End intent ``token`` unapplied: the upstream answered without applying its
-        update; or, given ``name``, only its row for that name (forgotten unconfirmed)."""
-        if name is None:
-            ended = await self._run(lambda: self.backend.writer.execute(_END_ALL, (token,)))
-            self.intents["ended"] += ended
-        else:
-            await self._run(lambda: self.backend.writer.execute(_END, (token, _key(name))))
-            self.intents["forgotten"] += 1
+    async def end(self, token: str) -> None:
+        """End intent ``token`` unapplied: the upstream answered without applying it."""
+        self.intents["ended"] += await self._run(
+            lambda: self.backend.writer.execute(_END_ALL, (token,)))
+
+    async def forget(self, token: str, name: dns.name.Name) -> None:
+        """End intent ``token``'s row for ``name`` unapplied: never confirmed."""
+        await self._run(lambda: self.backend.writer.execute(_END, (token, _key(name))))
+        self.intents["forgotten"] += 1
 
     async def _run(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()`` on the open database, within :data:`TIMEOUT`; failures as

@@ -162,7 +162,7 @@ class ForwardStage:
             if plan is not None and answer.outcome is Outcome.FORWARDED_OK:
                 await self._commit(req, upstream, plan, token)
             elif token is not None:
-                await self._forget(req, token)
+                await self._end(req, token)
             return answer
         raise Reject(Outcome.UPSTREAM_UNREACHABLE,
                      "no upstream answered: " + "; ".join(problems))
@@ -203,12 +203,12 @@ class ForwardStage:
             raise Reject(Outcome.OWNERSHIP_UNAVAILABLE, f"{exc}; not forwarded") from None
         return token
 
-    async def _forget(self, req: RequestContext, token: str) -> None:
+    async def _end(self, req: RequestContext, token: str) -> None:
         """End an intent whose update the upstream answered without applying it; if the
         store fails, the intent is left to the next check of its names (it is forgotten
         there unless the upstream holds exactly its records)."""
         try:
-            await self.ownership.forget(token)
+            await self.ownership.end(token)
         except OwnershipUnavailable as exc:
             log.warning("request %s: its DHCID intent %s stays recorded: %s",
                         req.request_id, token, exc)

@@ -206,7 +206,7 @@ async def test_a_forgotten_intent_changes_nothing(store: OwnershipStore) -> None
     expected = {NAME: (Expected(1, True, frozenset({b"\x0a\x00\x01\x64"})),)}
     changes: Changes = {NAME: [("add", frozenset({FIRST}))]}
     await store.intend("refused", changes, "DHCP1$", expected)
-    await store.forget("refused")
+    await store.end("refused")
     assert await store.get(NAME) is None
     await store.intend("stale", changes, "DHCP1$", expected)
     await store.forget("stale", NAME)
