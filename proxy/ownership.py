@@ -86,6 +86,11 @@ DEFAULT_FILE = "ownership.sqlite3"
 POSTGRES_POOL_SIZE = 4
 #: Seconds one read or write (with opening the database, if needed) may take.
 TIMEOUT = 5.0
+#: Seconds an intent is kept at most: an orphan whose DHCP server does not update its
+#: name within this time (a lease's life, typically) stays without owner.
+KEPT_FOR = 8 * 86400.0
+#: Seconds between two expiries (run by :meth:`OwnershipStore.intend`).
+EXPIRE_EVERY = 3600.0
 
 # one round trip: the name's values ("v" rows), then its intents ("i" rows)
 _SELECT = (f"SELECT 'v', n.identity, n.updated, v.dhcid, NULL, NULL FROM {NAMES} n "
@@ -108,11 +113,6 @@ _END = f"DELETE FROM {INTENTS} WHERE token = ? AND name = ?"
 _END_ALL = f"DELETE FROM {INTENTS} WHERE token = ?"
 _PENDING = f"SELECT count(*) FROM {INTENTS}"
 _EXPIRE = f"DELETE FROM {INTENTS} WHERE created < ?"
-#: Seconds an intent is kept at most: an orphan whose DHCP server does not update its
-#: name within this time (a lease's life, typically) stays without owner.
-KEPT_FOR = 8 * 86400.0
-#: Seconds between two expiries (run by :meth:`OwnershipStore.intend`).
-EXPIRE_EVERY = 3600.0
 # last: a name without values is not owned
 _FORGET = (f"DELETE FROM {NAMES} WHERE name = ? AND NOT EXISTS "
            f"(SELECT 1 FROM {VALUES} v WHERE v.name = {NAMES}.name)")
